@@ -1,0 +1,76 @@
+/* settings.h - a room's settings and the plugin's general settings.
+ *
+ * Room settings come from three places that must agree: a `create` request,
+ * an `edit` request, and a permanent room's entry in
+ * janus.plugin.paystream.jcfg. This module turns each into the same struct,
+ * with the same checks, and turns the struct back into config entries and
+ * into the public description used by `list`. It owns the codec lists' syntax
+ * but not their negotiation (negotiate.c). Pure: GLib and Jansson only. */
+#ifndef PAYSTREAM_SETTINGS_H
+#define PAYSTREAM_SETTINGS_H
+
+#include <glib.h>
+#include <jansson.h>
+
+#define PAYSTREAM_DEFAULT_AUDIOCODEC "opus"
+#define PAYSTREAM_DEFAULT_VIDEOCODEC "vp8,h264"
+#define PAYSTREAM_DEFAULT_CURRENCY "credits"
+#define PAYSTREAM_DEFAULT_FIR_FREQ 10
+#define PAYSTREAM_MAX_CODECS 5
+
+typedef struct paystream_room_settings {
+	char *room;
+	char *description;
+	char *secret;		/* NULL: none */
+	char *stream_key;
+	char *pin;			/* NULL: none */
+	gboolean is_private;
+	gboolean permanent;
+	guint32 max_viewers;	/* 0: no limit */
+	char *audiocodec;	/* normalized: "opus" or "opus,g722" */
+	char *videocodec;
+	guint32 bitrate;		/* 0: no cap */
+	guint32 fir_freq;		/* seconds, 0: no periodic keyframe request */
+	gint64 price_per_second;
+	char *currency;
+} paystream_room_settings;
+
+typedef struct paystream_general_settings {
+	char *admin_key;	/* NULL: create is open to any client */
+} paystream_general_settings;
+
+/* Fill s from a validated `create` body (request.h checked the types).
+ * Generates the room id and stream key when absent; *key_generated tells the
+ * caller to return the key once. Returns 0 or an error code with text. */
+int paystream_settings_from_create(json_t *body, paystream_room_settings *s,
+	gboolean *key_generated, char *error, size_t errlen);
+
+/* Apply the new_* fields of a validated `edit` body to s; all or nothing. */
+int paystream_settings_apply_edit(paystream_room_settings *s, json_t *body,
+	char *error, size_t errlen);
+
+/* Fill s from a config category flattened to a JSON object of strings
+ * ({"room": "demo", "max_viewers": "10", "is_private": "yes"}). */
+int paystream_settings_from_config(json_t *entry, paystream_room_settings *s,
+	char *error, size_t errlen);
+
+/* The config entries (a JSON object of strings) that recreate s. */
+json_t *paystream_settings_to_config(const paystream_room_settings *s);
+
+/* The public description of a room for `list` (no secrets). */
+json_t *paystream_settings_describe(const paystream_room_settings *s);
+
+void paystream_settings_copy(paystream_room_settings *dst, const paystream_room_settings *src);
+void paystream_settings_clear(paystream_room_settings *s);
+
+/* Normalize a comma-separated codec list against the known names; returns a
+ * new string or NULL (with text) if a name is unknown, repeated, or the list
+ * is empty or too long. */
+char *paystream_codec_list_normalize(const char *list, gboolean video, char *error, size_t errlen);
+
+/* Read the general section (a JSON object of strings, as above). */
+int paystream_general_from_config(json_t *general, paystream_general_settings *g,
+	char *error, size_t errlen);
+void paystream_general_clear(paystream_general_settings *g);
+
+#endif
