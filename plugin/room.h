@@ -1,0 +1,116 @@
+/* room.h - rooms, their one performer and their viewers.
+ *
+ * A room is the unit of everything: settings (settings.h), at most one live
+ * performer, and a table of viewers by viewer_id. Each room has its own
+ * mutex; it guards the performer pointer, the viewer table, the settings and
+ * every viewer's negotiation state and relay contexts, which is what lets
+ * the relay (relay.c) walk the viewers of one room without any plugin-wide
+ * lock. The registry of rooms (a table by id) has a mutex of its own that the
+ * media path never takes. Lock order: registry, then room. */
+#ifndef PAYSTREAM_ROOM_H
+#define PAYSTREAM_ROOM_H
+
+#include <glib.h>
+#include <jansson.h>
+
+#include <mutex.h>
+#include <refcount.h>
+#include <rtp.h>
+#include <utils.h>
+
+#include "session.h"
+#include "settings.h"
+#include "viewer_state.h"
+
+struct paystream_room;
+
+/* What the performer publishes: negotiated once per publish. */
+typedef struct paystream_media {
+	janus_audiocodec acodec;	/* JANUS_AUDIOCODEC_NONE: no audio */
+	janus_videocodec vcodec;	/* JANUS_VIDEOCODEC_NONE: no video */
+	char audio_fmtp[64];		/* opus options kept end to end */
+	char video_profile[64];		/* H.264 profile-level-id or VP9 profile, "" if none */
+} paystream_media;
+
+typedef struct paystream_performer {
+	paystream_session *session;	/* holds a reference */
+	struct paystream_room *room;	/* holds a reference */
+	char *display;
+	gint64 since;				/* real time of publish, us */
+	paystream_media media;
+	int audio_mindex, video_mindex;	/* in the performer's PeerConnection, -1 if none */
+	/* Simulcast: either SSRCs or rids identify the substreams. */
+	gboolean simulcast;
+	uint32_t ssrc[3];
+	char *rid[3];
+	int rid_ext_id;
+	janus_mutex rid_mutex;
+	/* Keyframe requests and REMB, touched only on the media path of this
+	 * performer or under the room mutex. */
+	gint64 last_keyframe_request;	/* monotonic us, read and written atomically */
+	gint64 last_remb;
+	volatile gint bitrate;		/* 0: the room's */
+	volatile gint live;			/* the room's performer: media is relayed */
+	volatile gint destroyed;
+	janus_refcount ref;
+} paystream_performer;
+
+typedef struct paystream_viewer {
+	paystream_session *session;	/* holds a reference */
+	struct paystream_room *room;	/* holds a reference */
+	char *viewer_id;
+	char *display;
+	gint64 joined;				/* real time, us */
+	/* Below: guarded by room->mutex. */
+	paystream_viewer_state state;
+	paystream_media media;		/* what this viewer's last offer carried */
+	gboolean has_audio, has_video;	/* m-lines active in that offer */
+	janus_rtp_switching_context audio_context, video_context;
+	janus_rtp_simulcasting_context sim_context;
+	janus_vp8_simulcast_context vp8_context;
+	int substream_target, temporal_target;
+	volatile gint layer_changed;	/* the relayed simulcast layer changed: tell the viewer */
+	volatile gint destroyed;
+	janus_refcount ref;
+} paystream_viewer;
+
+/* Audio is always m-line 0 and video m-line 1 of a viewer's PeerConnection. */
+#define PAYSTREAM_VIEWER_AUDIO_MINDEX 0
+#define PAYSTREAM_VIEWER_VIDEO_MINDEX 1
+
+typedef struct paystream_room {
+	char *id;
+	janus_mutex mutex;
+	paystream_room_settings settings;
+	paystream_performer *performer;	/* the live performer, holds a reference */
+	GHashTable *viewers;			/* viewer_id -> paystream_viewer (a reference) */
+	gint64 created;
+	volatile gint destroyed;
+	janus_refcount ref;
+} paystream_room;
+
+void paystream_rooms_init(void);
+void paystream_rooms_deinit(void);
+
+/* A new room from settings (copied); not yet registered. */
+paystream_room *paystream_room_new(const paystream_room_settings *settings);
+/* Register a room; returns 0, or PAYSTREAM_ERROR_ROOM_EXISTS. */
+int paystream_rooms_add(paystream_room *room);
+/* The room with that id, with a reference taken, or NULL. */
+paystream_room *paystream_rooms_find(const char *id);
+/* Unregister a room (after this no one finds it); returns TRUE if it was there. */
+gboolean paystream_rooms_remove(paystream_room *room);
+/* Every registered room, each with a reference taken; free with
+ * g_list_free_full(list, paystream_room_unref_cb). */
+GList *paystream_rooms_list(void);
+void paystream_room_unref_cb(gpointer room);
+
+/* Constructors and reference helpers for participants. */
+paystream_performer *paystream_performer_new(paystream_session *session, paystream_room *room, const char *display);
+paystream_viewer *paystream_viewer_new(paystream_session *session, paystream_room *room,
+	const char *viewer_id, const char *display);
+
+/* The room's live performer with a reference taken, or NULL. */
+paystream_performer *paystream_room_performer(paystream_room *room);
+
+#endif

@@ -1,0 +1,54 @@
+/* session.h - one Janus handle attached to the plugin.
+ *
+ * A session is created by create_session and lives until destroy_session,
+ * refcounted so that a hang-up racing with a request never frees it under a
+ * reader. It has at most one role: performer or viewer (room.h). The role
+ * pointers are guarded by the session's own mutex, which is never held while
+ * a room's mutex is taken (and vice versa), so the two never deadlock. */
+#ifndef PAYSTREAM_SESSION_H
+#define PAYSTREAM_SESSION_H
+
+#include <glib.h>
+
+#include <mutex.h>
+#include <refcount.h>
+#include <plugins/plugin.h>
+
+struct paystream_performer;
+struct paystream_viewer;
+
+typedef struct paystream_session {
+	janus_plugin_session *handle;
+	janus_mutex mutex;				/* guards performer and viewer */
+	struct paystream_performer *performer;	/* holds a reference */
+	struct paystream_viewer *viewer;		/* holds a reference */
+	guint32 sdp_version;			/* o= version of offers we send */
+	volatile gint pc_up;			/* setup_media seen, no hang-up since */
+	volatile gint hangingup;
+	volatile gint destroyed;
+	janus_refcount ref;
+} paystream_session;
+
+void paystream_sessions_init(void);
+void paystream_sessions_deinit(void);
+
+/* Create the session of a new handle; returns 0 or -1. */
+int paystream_session_create(janus_plugin_session *handle);
+/* The session of a handle with a reference taken, or NULL if gone. */
+paystream_session *paystream_session_get(janus_plugin_session *handle);
+/* Remove the handle's session from the table (destroy_session). */
+paystream_session *paystream_session_remove(janus_plugin_session *handle);
+
+/* The session's role objects with a reference taken, or NULL. */
+struct paystream_performer *paystream_session_performer(paystream_session *session);
+struct paystream_viewer *paystream_session_viewer(paystream_session *session);
+
+/* Clear the session's role if it is still this object (drops the
+ * session's reference); returns TRUE if it was. */
+gboolean paystream_session_clear_performer(paystream_session *session, struct paystream_performer *performer);
+gboolean paystream_session_clear_viewer(paystream_session *session, struct paystream_viewer *viewer);
+/* Give the session a role object (takes a new reference). */
+void paystream_session_set_performer(paystream_session *session, struct paystream_performer *performer);
+void paystream_session_set_viewer(paystream_session *session, struct paystream_viewer *viewer);
+
+#endif
