@@ -31,7 +31,7 @@ char *paystream_codec_list_normalize(const char *list, gboolean video, char *err
 	for(gchar **p = parts; *p && valid; p++) {
 		gchar *name = g_ascii_strdown(g_strstrip(*p), -1);
 		valid = FALSE;
-		if(*name == '\\0' || !paystream_name_in(name, known))
+		if(*name == '\0' || !paystream_name_in(name, known))
 			g_snprintf(error, errlen, "Unknown %s codec '%.32s'", kind, name);
 		else if(names->len >= PAYSTREAM_MAX_CODECS)
 			g_snprintf(error, errlen, "At most %d %s codecs", PAYSTREAM_MAX_CODECS, kind);
