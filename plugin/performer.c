@@ -136,6 +136,11 @@ static void paystream_publish(paystream_message *msg, paystream_result *result) 
 	janus_mutex_unlock(&room->mutex);
 
 	paystream_session_set_performer(session, performer);
+	if(g_atomic_int_get(&session->destroyed)) {
+		/* As in watch: the handle's hang-up may have missed this performer. */
+		paystream_performer_offline(performer, "hangup");
+		paystream_session_clear_performer(session, performer);
+	}
 	json_t *event = paystream_event_new("published", room->id);
 	json_object_set_new(event, "audiocodec", performer->media.acodec != JANUS_AUDIOCODEC_NONE ?
 		json_string(janus_audiocodec_name(performer->media.acodec)) : json_null());

@@ -113,6 +113,14 @@ static void paystream_watch(paystream_message *msg, paystream_result *result) {
 	janus_mutex_unlock(&room->mutex);
 	if(result->code == 0) {
 		paystream_session_set_viewer(session, viewer);
+		if(g_atomic_int_get(&session->destroyed)) {
+			/* The handle went away while we worked: its hang-up cleanup may
+			 * have run before the viewer was attached, so undo it here. */
+			paystream_viewer_remove(viewer, "hangup");
+			janus_refcount_decrease(&viewer->ref);
+			janus_refcount_decrease(&room->ref);
+			return;
+		}
 		json_t *event = paystream_event_new("watching", room->id);
 		json_object_set_new(event, "viewer_id", json_string(viewer->viewer_id));
 		json_object_set_new(event, "status", json_string(jsep ? "live" : "waiting"));
