@@ -52,8 +52,15 @@ static gboolean paystream_relay_simulcast(paystream_performer *performer, paystr
 	char *payload = janus_rtp_payload(buf, packet->length, &plen);
 	if(payload == NULL)
 		return FALSE;
+#ifdef PAYSTREAM_SIMULCAST_DD
+	/* Janus 1.2 and later also read the dependency descriptor here. */
+	gboolean relay = janus_rtp_simulcasting_context_process_rtp(&viewer->sim_context, buf, packet->length,
+		packet->extensions.dd_content, packet->extensions.dd_len,
+		performer->ssrc, performer->rid, performer->media.vcodec, &viewer->video_context, &performer->rid_mutex);
+#else
 	gboolean relay = janus_rtp_simulcasting_context_process_rtp(&viewer->sim_context, buf, packet->length,
 		performer->ssrc, performer->rid, performer->media.vcodec, &viewer->video_context, &performer->rid_mutex);
+#endif
 	gboolean want_keyframe = viewer->sim_context.need_pli;
 	if(!relay)
 		return want_keyframe;
