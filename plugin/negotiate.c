@@ -196,6 +196,8 @@ char *paystream_negotiate_viewer_offer(paystream_viewer *viewer, const paystream
 		memset(&viewer->media, 0, sizeof(viewer->media));
 	viewer->has_audio = has_audio;
 	viewer->has_video = has_video;
+	viewer->audio_pt = janus_audiocodec_pt(acodec);
+	viewer->video_pt = janus_videocodec_pt(vcodec);
 	return sdp;
 }
 

@@ -17,12 +17,16 @@ void paystream_relay_keyframe(paystream_performer *performer, gboolean force, co
 		return;
 	gint64 now = janus_get_monotonic_time();
 	gint64 last = __atomic_load_n(&performer->last_keyframe_request, __ATOMIC_RELAXED);
-	if(!force && now - last < PAYSTREAM_KEYFRAME_THROTTLE_US)
+	if(!force && now - last < PAYSTREAM_KEYFRAME_THROTTLE_US) {
+		/* Deferred, not dropped: the relay sends it when the window opens. */
+		g_atomic_int_set(&performer->keyframe_pending, 1);
 		return;
+	}
 	/* Two threads racing here may both pass: only one wins the swap. */
 	if(!__atomic_compare_exchange_n(&performer->last_keyframe_request, &last, now, FALSE,
 			__ATOMIC_RELAXED, __ATOMIC_RELAXED) && !force)
 		return;
+	g_atomic_int_set(&performer->keyframe_pending, 0);
 	JANUS_LOG(LOG_HUGE, "[paystream] keyframe request to the performer of %s (%s)\n", performer->room->id, reason);
 	paystream_gateway->send_pli_stream(performer->session->handle, performer->video_mindex);
 }
@@ -68,7 +72,9 @@ static gboolean paystream_relay_simulcast(paystream_performer *performer, paystr
 		g_atomic_int_set(&viewer->layer_changed, 1);
 		g_atomic_int_set(&paystream_relay_layer_events, 1);
 	}
-	janus_rtp_header_update((janus_rtp_header *)buf, &viewer->video_context, TRUE, 0);
+	janus_rtp_header *header = (janus_rtp_header *)buf;
+	janus_rtp_header_update(header, &viewer->video_context, TRUE, 0);
+	header->type = viewer->video_pt;
 	char descriptor[6];
 	gboolean vp8 = performer->media.vcodec == JANUS_VIDEOCODEC_VP8 && plen >= (int)sizeof(descriptor);
 	if(vp8) {
@@ -91,6 +97,7 @@ void paystream_relay_rtp(paystream_performer *performer, janus_plugin_rtp *packe
 	janus_rtp_header *header = (janus_rtp_header *)packet->buffer;
 	uint32_t ssrc = header->ssrc, timestamp = header->timestamp;
 	uint16_t seq = header->seq_number;
+	uint8_t payload_type = header->type;
 	gboolean want_keyframe = FALSE;
 	janus_plugin_rtp out = *packet;
 
@@ -104,8 +111,10 @@ void paystream_relay_rtp(paystream_performer *performer, janus_plugin_rtp *packe
 		 * packets so an idle room costs nothing. */
 		gint64 now = janus_get_monotonic_time();
 		guint32 fir_freq = room->settings.fir_freq;
-		if(fir_freq > 0 && now - __atomic_load_n(&performer->last_keyframe_request, __ATOMIC_RELAXED) >=
-				(gint64)fir_freq * G_USEC_PER_SEC)
+		gint64 since = now - __atomic_load_n(&performer->last_keyframe_request, __ATOMIC_RELAXED);
+		if(fir_freq > 0 && since >= (gint64)fir_freq * G_USEC_PER_SEC)
+			want_keyframe = TRUE;
+		if(g_atomic_int_get(&performer->keyframe_pending) && since >= PAYSTREAM_KEYFRAME_THROTTLE_US)
 			want_keyframe = TRUE;
 		if(now - performer->last_remb >= 5 * G_USEC_PER_SEC) {
 			performer->last_remb = now;
@@ -126,12 +135,16 @@ void paystream_relay_rtp(paystream_performer *performer, janus_plugin_rtp *packe
 			want_keyframe |= paystream_relay_simulcast(performer, viewer, packet, &out);
 		} else {
 			janus_rtp_header_update(header, video ? &viewer->video_context : &viewer->audio_context, video, 0);
+			/* The performer's payload type need not be the one this viewer
+			 * negotiated (another browser may have taken over). */
+			header->type = video ? viewer->video_pt : viewer->audio_pt;
 			paystream_gateway->relay_rtp(viewer->session->handle, &out);
 		}
 		/* Restore what the next viewer's context expects to see. */
 		header->ssrc = ssrc;
 		header->timestamp = timestamp;
 		header->seq_number = seq;
+		header->type = payload_type;
 	}
 	janus_mutex_unlock(&room->mutex);
 	if(want_keyframe)

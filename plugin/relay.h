@@ -4,7 +4,8 @@
  * Per packet this takes the room's lock (never a plugin-wide one), walks the
  * room's viewers, rewrites the RTP header in place through each viewer's
  * switching context (so sequence numbers and timestamps continue across a
- * performer switch), relays, and restores the header. It allocates nothing
+ * performer switch) and to the viewer's payload type, relays, and restores
+ * the header. It allocates nothing
  * and builds no JSON: a simulcast layer change only raises a flag that the
  * handler thread turns into an event. */
 #ifndef PAYSTREAM_RELAY_H
@@ -26,7 +27,8 @@ void paystream_relay_rtp(paystream_performer *performer, janus_plugin_rtp *packe
 void paystream_relay_viewer_rtcp(paystream_viewer *viewer, janus_plugin_rtcp *packet);
 
 /* Ask the performer for a keyframe; unless force, at most once per
- * PAYSTREAM_KEYFRAME_THROTTLE_US. */
+ * PAYSTREAM_KEYFRAME_THROTTLE_US. A request inside that window is kept
+ * pending and sent by the relay as soon as the window has passed. */
 void paystream_relay_keyframe(paystream_performer *performer, gboolean force, const char *reason);
 
 /* Send the bitrate cap (the performer's own, else the room's) by REMB. */

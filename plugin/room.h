@@ -48,6 +48,7 @@ typedef struct paystream_performer {
 	/* Keyframe requests and REMB, touched only on the media path of this
 	 * performer or under the room mutex. */
 	gint64 last_keyframe_request;	/* monotonic us, read and written atomically */
+	volatile gint keyframe_pending;	/* a request was throttled: send it when allowed */
 	gint64 last_remb;
 	volatile gint bitrate;		/* 0: the room's */
 	volatile gint live;			/* the room's performer: media is relayed */
@@ -65,6 +66,7 @@ typedef struct paystream_viewer {
 	paystream_viewer_state state;
 	paystream_media media;		/* what this viewer's last offer carried */
 	gboolean has_audio, has_video;	/* m-lines active in that offer */
+	int audio_pt, video_pt;		/* payload types of that offer: the relay rewrites to them */
 	janus_rtp_switching_context audio_context, video_context;
 	janus_rtp_simulcasting_context sim_context;
 	janus_vp8_simulcast_context vp8_context;
