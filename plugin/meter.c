@@ -1,0 +1,97 @@
+/* meter.c - per-viewer second counting, budget and records (see meter.h). */
+#include "meter.h"
+
+#include <string.h>
+
+#define PAYSTREAM_METER_BUDGET_EXHAUSTED "budget_exhausted"
+
+/* TRUE when one more second fits in the budget (and in a gint64). */
+static gboolean paystream_meter_affordable(const paystream_meter *m) {
+	if(m->budget < 0)
+		return TRUE;
+	/* total_amount <= budget always holds: no overflow in the subtraction. */
+	return m->price_per_second <= m->budget - m->total_amount;
+}
+
+void paystream_meter_init(paystream_meter *m, gint64 price_per_second, const char *currency, gint64 budget) {
+	memset(m, 0, sizeof(*m));
+	m->price_per_second = price_per_second < 0 ? 0 : price_per_second;
+	m->currency = g_strdup(currency);
+	m->budget = budget < 0 ? PAYSTREAM_METER_NO_BUDGET : budget;
+	m->next_seq = 1;
+	if(price_per_second < 0)
+		paystream_meter_stop(m, "invalid_price");
+	else if(!paystream_meter_affordable(m))
+		paystream_meter_stop(m, PAYSTREAM_METER_BUDGET_EXHAUSTED);
+}
+
+void paystream_meter_clear(paystream_meter *m) {
+	if(m == NULL)
+		return;
+	g_free(m->currency);
+	m->currency = NULL;
+}
+
+gboolean paystream_meter_billable(const paystream_meter_conditions *c) {
+	return c != NULL && c->pc_up && c->started && !c->paused && c->performer_live && c->media_relayed;
+}
+
+gboolean paystream_meter_tick(paystream_meter *m, const paystream_meter_conditions *c, gint64 now_ms) {
+	if(m->stopped || !paystream_meter_billable(c))
+		return FALSE;
+	if(!paystream_meter_affordable(m)) {
+		paystream_meter_stop(m, PAYSTREAM_METER_BUDGET_EXHAUSTED);
+		return FALSE;
+	}
+	if(m->total_amount > G_MAXINT64 - m->price_per_second || m->total_seconds == G_MAXINT64) {
+		paystream_meter_stop(m, "amount_overflow");
+		return FALSE;
+	}
+	if(m->pending_seconds == 0)
+		m->pending_start_ms = now_ms >= G_MININT64 + 1000 ? now_ms - 1000 : now_ms;
+	m->pending_end_ms = now_ms;
+	m->total_seconds++;
+	m->total_amount += m->price_per_second;
+	m->pending_seconds++;
+	m->pending_amount += m->price_per_second;
+	/* Stop now rather than relay a second that the next tick could not bill. */
+	if(!paystream_meter_affordable(m))
+		paystream_meter_stop(m, PAYSTREAM_METER_BUDGET_EXHAUSTED);
+	return TRUE;
+}
+
+gboolean paystream_meter_take_record(paystream_meter *m, paystream_meter_record *out) {
+	if(m->pending_seconds == 0)
+		return FALSE;
+	out->seq = m->next_seq++;
+	out->seconds = m->pending_seconds;
+	out->amount = m->pending_amount;
+	out->start_ms = m->pending_start_ms;
+	out->end_ms = m->pending_end_ms;
+	m->pending_seconds = 0;
+	m->pending_amount = 0;
+	m->pending_start_ms = 0;
+	m->pending_end_ms = 0;
+	return TRUE;
+}
+
+gboolean paystream_meter_refresh(paystream_meter *m, gint64 new_budget) {
+	m->budget = new_budget < 0 ? PAYSTREAM_METER_NO_BUDGET : new_budget;
+	gboolean fits = m->budget < 0 || (m->total_amount <= m->budget && paystream_meter_affordable(m));
+	if(m->stopped) {
+		if(fits && m->stop_reason != NULL && strcmp(m->stop_reason, PAYSTREAM_METER_BUDGET_EXHAUSTED) == 0) {
+			m->stopped = FALSE;
+			m->stop_reason = NULL;
+		}
+	} else if(!fits) {
+		paystream_meter_stop(m, PAYSTREAM_METER_BUDGET_EXHAUSTED);
+	}
+	return !m->stopped;
+}
+
+void paystream_meter_stop(paystream_meter *m, const char *reason) {
+	if(m->stopped)
+		return;
+	m->stopped = TRUE;
+	m->stop_reason = reason != NULL ? reason : "stopped";
+}

@@ -1,0 +1,97 @@
+/* meter.h - what one viewer owes: the per-second accounting of a session.
+ *
+ * The ticker calls paystream_meter_tick() once a second for every viewer of
+ * a priced room, with what was true during that second. The second is
+ * billable only if ALL held: the PeerConnection was up, the viewer was
+ * started (not waiting, not offered), not paused, the performer was live,
+ * and the relay actually sent media to this viewer in that second (the relay
+ * raises a flag per packet; the ticker reads and clears it each tick, e.g.
+ * with g_atomic_int_exchange). A billable second adds price_per_second to the
+ * totals and to the pending span; paystream_meter_take_record() turns the
+ * pending span into a record (for the spool, spool.h) and starts a new one,
+ * so the records of a session always add up exactly to its totals.
+ *
+ * Money is integers only. The price is fixed when the meter starts: a price
+ * edited mid-session applies to new sessions. With a budget (the token's
+ * "budget" claim: the most this session may cost), a second is counted only
+ * if the total stays within it; when the next second could not be paid for
+ * the meter stops at once with "budget_exhausted", so the plugin can cut
+ * the media before an unpaid second is relayed (a budget smaller than the
+ * price stops the meter at init). A refreshed token may bring a new budget
+ * and restart a meter stopped by its budget; any other stop is final. An
+ * amount that would overflow stops the meter with "amount_overflow" and the
+ * second is not counted. Once stopped, ticks count nothing, but what is
+ * pending can still be taken.
+ *
+ * Not thread-safe: one meter is touched under its viewer's lock.
+ * Pure: GLib only, no clock (time is passed in). */
+#ifndef PAYSTREAM_METER_H
+#define PAYSTREAM_METER_H
+
+#include <glib.h>
+
+#define PAYSTREAM_METER_NO_BUDGET (-1)
+
+/* What held during the second that ends at the tick. */
+typedef struct paystream_meter_conditions {
+	gboolean pc_up;				/* setup_media seen, no hang-up */
+	gboolean started;			/* viewer phase is started (its answer arrived) */
+	gboolean paused;
+	gboolean performer_live;
+	gboolean media_relayed;		/* the relay sent this viewer media in that second */
+} paystream_meter_conditions;
+
+/* A span of counted seconds, to be appended to the spool. */
+typedef struct paystream_meter_record {
+	guint64 seq;			/* 1, 2, 3... per meter */
+	gint64 seconds;
+	gint64 amount;			/* seconds * price, exactly */
+	gint64 start_ms;		/* start of the first second counted in the span */
+	gint64 end_ms;			/* end of the last one; not every second in between
+							 * need have been counted (pauses...) */
+} paystream_meter_record;
+
+typedef struct paystream_meter {
+	gint64 price_per_second;
+	char *currency;			/* a copy */
+	gint64 budget;			/* PAYSTREAM_METER_NO_BUDGET: none */
+	gint64 total_seconds;
+	gint64 total_amount;
+	gint64 pending_seconds;	/* counted, not yet in a record */
+	gint64 pending_amount;
+	gint64 pending_start_ms;	/* meaningful when pending_seconds > 0 */
+	gint64 pending_end_ms;
+	guint64 next_seq;
+	gboolean stopped;
+	const char *stop_reason;	/* static string; NULL while running */
+} paystream_meter;
+
+/* Start a meter. price_per_second >= 0; budget >= 0 or
+ * PAYSTREAM_METER_NO_BUDGET; currency may be NULL. A negative price is taken
+ * as 0 and the meter stopped with "invalid_price". */
+void paystream_meter_init(paystream_meter *m, gint64 price_per_second, const char *currency, gint64 budget);
+/* Free the currency copy. */
+void paystream_meter_clear(paystream_meter *m);
+
+/* Account for the second that ends at now_ms (unix ms). Returns TRUE if it
+ * was counted. May stop the meter (check m->stopped afterwards). */
+gboolean paystream_meter_tick(paystream_meter *m, const paystream_meter_conditions *c, gint64 now_ms);
+
+/* If seconds are pending: fill out, give it the next seq, reset the pending
+ * span and return TRUE; else FALSE (out untouched). */
+gboolean paystream_meter_take_record(paystream_meter *m, paystream_meter_record *out);
+
+/* A refreshed token's budget (or PAYSTREAM_METER_NO_BUDGET) replaces the
+ * old one. A meter stopped by "budget_exhausted" runs again if the new
+ * budget pays for one more second; a running meter whose new budget does
+ * not stops. Returns TRUE if the meter runs afterwards. */
+gboolean paystream_meter_refresh(paystream_meter *m, gint64 new_budget);
+
+/* Stop for reason (a static string, e.g. "left", "kicked", "token_expired");
+ * the first reason is kept. */
+void paystream_meter_stop(paystream_meter *m, const char *reason);
+
+/* TRUE if every condition for a billable second holds. */
+gboolean paystream_meter_billable(const paystream_meter_conditions *c);
+
+#endif

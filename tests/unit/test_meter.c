@@ -1,0 +1,179 @@
+/* test_meter.c - per-second accounting: which seconds count, budgets,
+ * refreshes, overflow, and records that always add up to the totals. */
+#include "unit.h"
+
+#include <glib.h>
+
+#include "../../plugin/meter.h"
+
+#define T0 1700000000000LL
+
+static const paystream_meter_conditions watching = { TRUE, TRUE, FALSE, TRUE, TRUE };
+
+/* Tick n times from *now (advancing it a second each time); returns how
+ * many seconds counted. */
+static int run(paystream_meter *m, const paystream_meter_conditions *c, int n, gint64 *now) {
+	int counted = 0;
+	for(int i = 0; i < n; i++) {
+		*now += 1000;
+		if(paystream_meter_tick(m, c, *now))
+			counted++;
+	}
+	return counted;
+}
+
+int main(void) {
+	no_plan();
+	paystream_meter m;
+	paystream_meter_record r;
+	gint64 now = T0;
+
+	/* A real session: 10 billable seconds at 7 per second. */
+	paystream_meter_init(&m, 7, "credits", PAYSTREAM_METER_NO_BUDGET);
+	is_str(m.currency, "credits", "currency copied");
+	ok(!m.stopped, "a new meter runs");
+	ok(!paystream_meter_take_record(&m, &r), "nothing to record yet");
+	is_int(run(&m, &watching, 10, &now), 10, "10 billable seconds counted");
+	is_int(m.total_seconds, 10, "total seconds");
+	is_int(m.total_amount, 70, "total amount = 10 x price");
+	ok(paystream_meter_take_record(&m, &r), "a record");
+	is_int(r.seq, 1, "first record seq 1");
+	is_int(r.seconds, 10, "record seconds");
+	is_int(r.amount, 70, "record amount");
+	is_int(r.start_ms, T0, "span starts at the start of the first second");
+	is_int(r.end_ms, T0 + 10000, "span ends at the last tick");
+	ok(!paystream_meter_take_record(&m, &r), "pending span reset");
+
+	/* Each missing condition makes a second free. */
+	paystream_meter_conditions c = watching;
+	c.paused = TRUE;
+	is_int(run(&m, &c, 5, &now), 0, "paused seconds not counted");
+	c = watching;
+	c.performer_live = FALSE;
+	is_int(run(&m, &c, 3, &now), 0, "performer offline: not counted");
+	c = watching;
+	c.media_relayed = FALSE;
+	is_int(run(&m, &c, 3, &now), 0, "no media relayed: not counted");
+	c = watching;
+	c.pc_up = FALSE;
+	is_int(run(&m, &c, 2, &now), 0, "PeerConnection down: not counted");
+	c = watching;
+	c.started = FALSE;
+	is_int(run(&m, &c, 2, &now), 0, "offered or waiting: not counted");
+	ok(!paystream_meter_tick(&m, NULL, now), "no conditions: not counted");
+	is_int(m.total_seconds, 10, "totals unchanged by free seconds");
+	ok(!paystream_meter_take_record(&m, &r), "free seconds make no record");
+	is_int(run(&m, &watching, 2, &now), 2, "back to watching");
+	c = watching;
+	c.paused = TRUE;
+	run(&m, &c, 4, &now);
+	is_int(run(&m, &watching, 1, &now), 1, "resumed");
+	ok(paystream_meter_take_record(&m, &r), "record across a pause");
+	is_int(r.seq, 2, "second record seq 2");
+	is_int(r.seconds, 3, "3 counted seconds in the span");
+	is_int(r.amount, 21, "their amount");
+	is_int(r.end_ms - r.start_ms, 7000, "the span covers the paused seconds too");
+	paystream_meter_stop(&m, "left");
+	paystream_meter_stop(&m, "kicked");
+	is_str(m.stop_reason, "left", "first stop reason kept");
+	is_int(run(&m, &watching, 3, &now), 0, "stopped: nothing counted");
+	ok(!paystream_meter_refresh(&m, 1000000), "a refresh does not restart a meter that left");
+	paystream_meter_clear(&m);
+	ok(m.currency == NULL, "clear frees the currency");
+
+	/* Budget exhaustion exactly at the boundary. */
+	paystream_meter_init(&m, 5, NULL, 50);
+	is_int(run(&m, &watching, 9, &now), 9, "9 seconds within a budget of 10 seconds");
+	ok(!m.stopped, "still running with one second left");
+	ok(paystream_meter_tick(&m, &watching, now += 1000), "the 10th second is paid exactly");
+	is_int(m.total_amount, 50, "total equals the budget");
+	ok(m.stopped, "stopped at once: the next second cannot be paid");
+	is_str(m.stop_reason, "budget_exhausted", "reason budget_exhausted");
+	ok(!paystream_meter_tick(&m, &watching, now += 1000), "the 11th second is not counted");
+	is_int(m.total_amount, 50, "never above the budget");
+
+	/* Refresh extends. */
+	ok(paystream_meter_refresh(&m, 60), "a refreshed budget restarts the meter");
+	ok(!m.stopped && m.stop_reason == NULL, "running again");
+	is_int(run(&m, &watching, 5, &now), 2, "two more seconds fit in the new budget");
+	is_int(m.total_amount, 60, "total at the new budget");
+	ok(m.stopped, "stopped again at the new boundary");
+	ok(!paystream_meter_refresh(&m, 64), "a budget that pays no full second does not restart");
+	ok(paystream_meter_refresh(&m, PAYSTREAM_METER_NO_BUDGET), "no budget any more: runs");
+	is_int(run(&m, &watching, 3, &now), 3, "unlimited");
+	ok(!paystream_meter_refresh(&m, 70), "a running meter whose new budget is spent stops");
+	is_str(m.stop_reason, "budget_exhausted", "because of the budget");
+	gint64 rec_seconds = 0, rec_amount = 0;
+	while(paystream_meter_take_record(&m, &r)) {
+		rec_seconds += r.seconds;
+		rec_amount += r.amount;
+	}
+	is_int(rec_seconds, m.total_seconds, "records cover every second");
+	is_int(rec_amount, m.total_amount, "records cover every amount");
+	paystream_meter_clear(&m);
+
+	/* A budget that does not divide by the price. */
+	paystream_meter_init(&m, 3, NULL, 10);
+	is_int(run(&m, &watching, 10, &now), 3, "3 seconds of 3 in a budget of 10");
+	is_int(m.total_amount, 9, "9 spent, 1 left unspent");
+	paystream_meter_clear(&m);
+	paystream_meter_init(&m, 3, NULL, 2);
+	ok(m.stopped, "a budget below the price stops at init");
+	is_str(m.stop_reason, "budget_exhausted", "reason");
+	paystream_meter_clear(&m);
+	paystream_meter_init(&m, 0, "credits", 0);
+	is_int(run(&m, &watching, 4, &now), 4, "free room: seconds still counted");
+	is_int(m.total_amount, 0, "for nothing");
+	ok(!m.stopped, "a zero budget is enough for a free room");
+	paystream_meter_clear(&m);
+	paystream_meter_init(&m, -1, NULL, PAYSTREAM_METER_NO_BUDGET);
+	ok(m.stopped, "a negative price stops the meter");
+	is_str(m.stop_reason, "invalid_price", "reason invalid_price");
+	paystream_meter_clear(&m);
+
+	/* Overflow: the second that would overflow is not counted. */
+	paystream_meter_init(&m, G_MAXINT64 / 2, NULL, PAYSTREAM_METER_NO_BUDGET);
+	is_int(run(&m, &watching, 3, &now), 2, "two huge seconds counted");
+	ok(m.stopped, "the third would overflow");
+	is_str(m.stop_reason, "amount_overflow", "reason amount_overflow");
+	is_int(m.total_amount, (G_MAXINT64 / 2) * 2, "total is exact, not wrapped");
+	paystream_meter_clear(&m);
+	paystream_meter_init(&m, G_MAXINT64, NULL, G_MAXINT64);
+	is_int(run(&m, &watching, 2, &now), 1, "price = budget = max: one second");
+	is_str(m.stop_reason, "budget_exhausted", "then the budget");
+	paystream_meter_clear(&m);
+
+	/* Records split the totals exactly, however they are taken. */
+	GRand *rand = g_rand_new_with_seed(42);
+	paystream_meter_init(&m, 13, NULL, 13 * 5000);
+	gint64 sum_s = 0, sum_a = 0;
+	guint64 expect_seq = 1;
+	gboolean seq_ok = TRUE, amounts_ok = TRUE;
+	for(int i = 0; i < 12000; i++) {
+		paystream_meter_conditions rc = watching;
+		rc.paused = g_rand_int_range(rand, 0, 4) == 0;
+		rc.media_relayed = g_rand_int_range(rand, 0, 5) != 0;
+		now += 1000;
+		paystream_meter_tick(&m, &rc, now);
+		if(g_rand_int_range(rand, 0, 7) == 0 && paystream_meter_take_record(&m, &r)) {
+			if(r.seq != expect_seq++)
+				seq_ok = FALSE;
+			if(r.amount != r.seconds * 13)
+				amounts_ok = FALSE;
+			sum_s += r.seconds;
+			sum_a += r.amount;
+		}
+	}
+	if(paystream_meter_take_record(&m, &r)) {
+		sum_s += r.seconds;
+		sum_a += r.amount;
+	}
+	g_rand_free(rand);
+	ok(m.stopped && m.total_amount == 13 * 5000, "random session ends at its budget");
+	is_int(sum_s, m.total_seconds, "sum of record seconds = total seconds");
+	is_int(sum_a, m.total_amount, "sum of record amounts = total amount");
+	ok(seq_ok, "record seqs are 1, 2, 3... without gaps");
+	ok(amounts_ok, "each record's amount is its seconds x price");
+	paystream_meter_clear(&m);
+	return done_testing();
+}

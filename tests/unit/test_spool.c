@@ -1,0 +1,437 @@
+/* test_spool.c - the durable spool: replay, batches, acks, compaction,
+ * damaged journals, the size limit, tips, and a 10,000 record round trip.
+ * Each case runs in a fresh folder from g_dir_make_tmp(). */
+#include "unit.h"
+
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <glib.h>
+#include <glib/gstdio.h>
+#include <jansson.h>
+
+#include "../../plugin/spool.h"
+
+static char *journal(const char *dir) {
+	return g_build_filename(dir, "paystream.spool", NULL);
+}
+
+static guint64 file_size(const char *dir) {
+	char *path = journal(dir);
+	struct stat st;
+	guint64 size = stat(path, &st) == 0 ? (guint64)st.st_size : 0;
+	g_free(path);
+	return size;
+}
+
+static json_t *tick(int n) {
+	return json_pack("{s:s, s:s, s:i, s:i}", "type", "tick", "record_id", "r", "n", n, "amount", 7);
+}
+
+static paystream_spool *reopen(paystream_spool *s, const char *dir, guint64 max, paystream_spool_report *report) {
+	if(s != NULL)
+		paystream_spool_close(s);
+	paystream_spool_report_clear(report);
+	GError *error = NULL;
+	paystream_spool *again = paystream_spool_open(dir, max, report, &error);
+	if(again == NULL) {
+		diag("open failed: %s", error ? error->message : "?");
+		g_clear_error(&error);
+	}
+	return again;
+}
+
+static void rm_dir(const char *dir) {
+	GDir *d = g_dir_open(dir, 0, NULL);
+	const char *name;
+	while(d != NULL && (name = g_dir_read_name(d)) != NULL) {
+		char *path = g_build_filename(dir, name, NULL);
+		g_unlink(path);
+		g_free(path);
+	}
+	if(d != NULL)
+		g_dir_close(d);
+	g_rmdir(dir);
+}
+
+static char *fresh_dir(void) {
+	return g_dir_make_tmp("paystream-spool-XXXXXX", NULL);
+}
+
+/* Three records committed, one batch of two begun: the common start. */
+static paystream_spool *three_and_batch(const char *dir, char **batch_id) {
+	paystream_spool *s = paystream_spool_open(dir, 0, NULL, NULL);
+	for(int i = 1; i <= 3; i++) {
+		json_t *r = tick(i);
+		paystream_spool_append(s, r, NULL);
+		json_decref(r);
+	}
+	paystream_spool_commit(s);
+	json_t *records = NULL;
+	paystream_spool_begin_batch(s, 2, batch_id, &records);
+	json_decref(records);
+	return s;
+}
+
+int main(void) {
+	no_plan();
+	paystream_spool_report rep = { 0 };
+	GError *error = NULL;
+
+	/* append + commit + reopen keeps records */
+	char *dir = fresh_dir();
+	paystream_spool *s = paystream_spool_open(dir, 0, &rep, &error);
+	if(!ok(s != NULL, "open a fresh folder"))
+		bail_out("cannot open a spool: %s", error ? error->message : "?");
+	is_int(rep.entries, 0, "empty journal");
+	ok(file_size(dir) > 0 && file_size(dir) == paystream_spool_bytes(s), "head written; bytes tracked");
+	paystream_spool *twice = paystream_spool_open(dir, 0, NULL, &error);
+	ok(twice == NULL && g_error_matches(error, PAYSTREAM_SPOOL_ERROR, PAYSTREAM_SPOOL_ERR_BUSY), "a second open of the folder is refused");
+	g_clear_error(&error);
+	guint64 seq = 0;
+	json_t *r = tick(1);
+	is_int(paystream_spool_append(s, r, &seq), PAYSTREAM_SPOOL_OK, "append");
+	is_int(seq, 1, "first seq is 1");
+	json_object_set_new(r, "amount", json_integer(999));
+	json_t *bad = json_pack("{s:i}", "amount", 1);
+	is_int(paystream_spool_append(s, bad, NULL), PAYSTREAM_SPOOL_ERR_INVALID, "a record without type is refused");
+	json_decref(bad);
+	bad = json_array();
+	is_int(paystream_spool_append(s, bad, NULL), PAYSTREAM_SPOOL_ERR_INVALID, "a non-object is refused");
+	json_decref(bad);
+	guint64 before_commit = file_size(dir);
+	is_int(paystream_spool_append(s, r, &seq), PAYSTREAM_SPOOL_OK, "append a second");
+	is_int(seq, 2, "seq 2");
+	json_decref(r);
+	is_int(file_size(dir), before_commit, "appends stay in memory until commit");
+	is_int(paystream_spool_commit(s), PAYSTREAM_SPOOL_OK, "commit");
+	is_int(file_size(dir), paystream_spool_bytes(s), "commit wrote everything");
+	s = reopen(s, dir, 0, &rep);
+	is_int(rep.pending_records, 2, "reopen: two pending records");
+	is_int(rep.dropped_bytes, 0, "nothing dropped");
+	is_int(paystream_spool_pending_count(s), 2, "pending count");
+	r = tick(3);
+	paystream_spool_append(s, r, &seq);
+	json_decref(r);
+	is_int(seq, 3, "seqs continue after a reopen");
+	char *id = NULL;
+	json_t *records = NULL;
+	is_int(paystream_spool_begin_batch(s, 10, &id, &records), PAYSTREAM_SPOOL_OK, "batch of everything");
+	is_int(json_array_size(records), 3, "three records, the uncommitted one included");
+	is_int(json_integer_value(json_object_get(json_array_get(records, 0), "amount")), 7,
+		"the spool kept a copy: the caller's later change is not in it");
+	is_int(json_integer_value(json_object_get(json_array_get(records, 1), "amount")), 999, "second record as appended");
+	json_decref(records);
+	is_int(paystream_spool_ack_batch(s, id), PAYSTREAM_SPOOL_OK, "ack");
+	g_free(id);
+	is_int(paystream_spool_compact(s), PAYSTREAM_SPOOL_OK, "compact");
+	r = tick(4);
+	paystream_spool_append(s, r, &seq);
+	json_decref(r);
+	is_int(seq, 4, "seqs survive a compaction that emptied the spool");
+	paystream_spool_close(s);
+	s = reopen(NULL, dir, 0, &rep);
+	is_int(rep.pending_records, 1, "close commits what was buffered");
+	paystream_spool_close(s);
+	rm_dir(dir);
+	g_free(dir);
+
+	/* begin_batch, then reopen: the same batch id and the same records */
+	dir = fresh_dir();
+	char *batch_id = NULL;
+	s = three_and_batch(dir, &batch_id);
+	ok(batch_id != NULL && strlen(batch_id) == 36 && batch_id[8] == '-' && batch_id[14] == '4', "batch id is a v4 UUID");
+	is_int(paystream_spool_pending_count(s), 1, "one record left pending");
+	/* Simulate kill -9 after the batch was sent: reopen without close would
+	 * keep the lock, so copy the journal to a new folder instead. */
+	char *dir2 = fresh_dir();
+	char *contents = NULL;
+	gsize len = 0;
+	char *src = journal(dir), *dst = journal(dir2);
+	g_file_get_contents(src, &contents, &len, NULL);
+	g_file_set_contents(dst, contents, (gssize)len, NULL);
+	g_free(contents);
+	paystream_spool *crashed = reopen(NULL, dir2, 0, &rep);
+	is_int(rep.unacked_batches, 1, "after a crash: one unacked batch");
+	is_int(rep.pending_records, 1, "and one pending record");
+	json_t *unacked = paystream_spool_unacked_batches(crashed);
+	json_t *b0 = json_array_get(unacked, 0);
+	is_str(json_string_value(json_object_get(b0, "batch_id")), batch_id, "same batch id after a crash");
+	json_t *b0_records = json_object_get(b0, "records");
+	is_int(json_array_size(b0_records), 2, "same number of records");
+	is_int(json_integer_value(json_object_get(json_array_get(b0_records, 0), "n")), 1, "same first record");
+	is_int(json_integer_value(json_object_get(json_array_get(b0_records, 1), "n")), 2, "same second record");
+	json_decref(unacked);
+	is_int(paystream_spool_begin_batch(crashed, 10, &id, &records), PAYSTREAM_SPOOL_OK, "a new batch for the pending one");
+	ok(strcmp(id, batch_id) != 0, "with another id");
+	is_int(json_array_size(records), 1, "only the pending record");
+	json_decref(records);
+	g_free(id);
+	paystream_spool_close(crashed);
+	g_free(src);
+	g_free(dst);
+	rm_dir(dir2);
+	g_free(dir2);
+
+	/* ack then reopen: gone */
+	is_int(paystream_spool_ack_batch(s, batch_id), PAYSTREAM_SPOOL_OK, "ack the batch");
+	is_int(paystream_spool_ack_batch(s, batch_id), PAYSTREAM_SPOOL_ERR_UNKNOWN, "a second ack: unknown");
+	is_int(paystream_spool_ack_batch(s, "nope"), PAYSTREAM_SPOOL_ERR_UNKNOWN, "ack of an unknown batch");
+	s = reopen(s, dir, 0, &rep);
+	is_int(rep.unacked_batches, 0, "acked batch gone after reopen");
+	is_int(rep.pending_records, 1, "the pending record stays");
+	unacked = paystream_spool_unacked_batches(s);
+	is_int(json_array_size(unacked), 0, "no unacked batches");
+	json_decref(unacked);
+	is_int(paystream_spool_begin_batch(s, 0, &id, &records), PAYSTREAM_SPOOL_ERR_INVALID, "max_records 0 refused");
+	is_int(paystream_spool_begin_batch(s, 5, &id, &records), PAYSTREAM_SPOOL_OK, "batch the last one");
+	json_decref(records);
+	g_free(id);
+	is_int(paystream_spool_begin_batch(s, 5, &id, &records), PAYSTREAM_SPOOL_ERR_EMPTY,
+		"nothing pending: empty");
+	ok(id == NULL && records == NULL, "outputs NULL when nothing was taken");
+	paystream_spool_close(s);
+	g_free(batch_id);
+	rm_dir(dir);
+	g_free(dir);
+
+	/* compaction shrinks the file and keeps only what is unacked */
+	dir = fresh_dir();
+	s = paystream_spool_open(dir, 0, NULL, NULL);
+	for(int i = 0; i < 100; i++) {
+		r = tick(i);
+		paystream_spool_append(s, r, NULL);
+		json_decref(r);
+	}
+	char *first = NULL, *second = NULL;
+	paystream_spool_begin_batch(s, 60, &first, &records);
+	json_decref(records);
+	paystream_spool_begin_batch(s, 30, &second, &records);
+	json_decref(records);
+	paystream_spool_ack_batch(s, first);
+	paystream_spool_commit(s);
+	guint64 big = file_size(dir);
+	is_int(paystream_spool_compact(s), PAYSTREAM_SPOOL_OK, "compact");
+	guint64 small = file_size(dir);
+	ok(small < big / 2, "compaction shrank the journal (%" G_GUINT64_FORMAT " -> %" G_GUINT64_FORMAT ")", big, small);
+	is_int(paystream_spool_bytes(s), small, "bytes follow the compaction");
+	char *tmp = g_build_filename(dir, "paystream.spool.tmp", NULL);
+	ok(!g_file_test(tmp, G_FILE_TEST_EXISTS), "no temporary file left");
+	g_free(tmp);
+	s = reopen(s, dir, 0, &rep);
+	is_int(rep.unacked_batches, 1, "the unacked batch is kept");
+	is_int(rep.pending_records, 10, "the pending records are kept");
+	is_int(rep.bytes_after, rep.bytes_before, "a compacted journal compacts to the same size");
+	unacked = paystream_spool_unacked_batches(s);
+	is_str(json_string_value(json_object_get(json_array_get(unacked, 0), "batch_id")), second, "it is the second batch");
+	is_int(json_integer_value(json_object_get(json_array_get(json_object_get(json_array_get(unacked, 0), "records"), 0), "n")),
+		60, "starting at record 60");
+	json_decref(unacked);
+	g_free(first);
+	g_free(second);
+	paystream_spool_close(s);
+
+	/* A journal cut in the middle of its last line. */
+	char *path = journal(dir);
+	g_file_get_contents(path, &contents, &len, NULL);
+	g_file_set_contents(path, contents, (gssize)(len - 20), NULL);
+	s = reopen(NULL, dir, 0, &rep);
+	ok(s != NULL, "a torn journal still opens");
+	is_int(rep.dropped_bytes, (len - 20) - (g_strrstr_len(contents, (gssize)(len - 20), "\n") - contents + 1),
+		"the torn part of the last line is reported");
+	is_int(rep.dropped_lines, 1, "one line dropped");
+	ok(rep.dropped_path == NULL, "a torn last write is not kept aside");
+	is_int(rep.pending_records, 9, "the readable prefix is kept: 9 of 10 pending records");
+	is_int(rep.unacked_batches, 1, "and the batch");
+	paystream_spool_close(s);
+	g_free(contents);
+
+	/* A flipped byte in a middle entry: the prefix before it is kept, the
+	 * rest is reported and saved aside, the spool still opens. */
+	g_file_get_contents(path, &contents, &len, NULL);
+	char *third = contents;
+	for(int i = 0; i < 3; i++)
+		third = strchr(third, '\n') + 1;	/* head, then two records of the batch */
+	size_t third_at = (size_t)(third - contents);
+	char *damaged = g_memdup2(contents, len);
+	damaged[third_at + 30] ^= 0x01;
+	g_file_set_contents(path, damaged, (gssize)len, NULL);
+	s = reopen(NULL, dir, 0, &rep);
+	ok(s != NULL, "a damaged journal still opens");
+	is_int(rep.entries, 3, "three entries read before the damage");
+	is_int(rep.dropped_bytes, len - third_at, "everything from the damaged line on is reported");
+	ok(rep.dropped_lines > 1, "several lines dropped (%" G_GUINT64_FORMAT ")", rep.dropped_lines);
+	is_int(rep.unacked_batches, 0, "the batch line was after the damage");
+	is_int(rep.pending_records, 2, "the two records before it are pending");
+	char *saved = NULL;
+	gsize saved_len = 0;
+	ok(rep.dropped_path != NULL && g_file_get_contents(rep.dropped_path, &saved, &saved_len, NULL), "the dropped tail is saved aside");
+	ok(saved != NULL && saved_len == len - third_at && memcmp(saved, damaged + third_at, saved_len) == 0,
+		"byte for byte");
+	g_free(saved);
+	g_free(damaged);
+	g_free(contents);
+	paystream_spool_close(s);
+	s = reopen(NULL, dir, 0, &rep);
+	is_int(rep.dropped_bytes, 0, "the rewritten journal is clean");
+	paystream_spool_close(s);
+
+	/* A head of a newer version is never dropped. */
+	char *old_dir_journal = NULL;
+	g_file_get_contents(path, &old_dir_journal, &len, NULL);
+	{
+		const char *text = "{\"e\":\"head\",\"v\":2,\"next_seq\":1}";
+		char *sum = g_compute_checksum_for_string(G_CHECKSUM_SHA256, text, -1);
+		char *line = g_strdup_printf("%.16s %s\n", sum, text);
+		g_file_set_contents(path, line, -1, NULL);
+		g_free(sum);
+		g_free(line);
+	}
+	ok(paystream_spool_open(dir, 0, NULL, &error) == NULL &&
+		g_error_matches(error, PAYSTREAM_SPOOL_ERROR, PAYSTREAM_SPOOL_ERR_VERSION), "a newer version refuses to open");
+	g_clear_error(&error);
+	g_free(old_dir_journal);
+	g_free(path);
+	paystream_spool_report_clear(&rep);
+	rm_dir(dir);
+	g_free(dir);
+
+	/* max_bytes: refused with its own code, accepted again after ack + compact */
+	dir = fresh_dir();
+	s = paystream_spool_open(dir, 4096, NULL, NULL);
+	int appended = 0, rc = PAYSTREAM_SPOOL_OK;
+	while(rc == PAYSTREAM_SPOOL_OK && appended < 1000) {
+		r = tick(appended);
+		rc = paystream_spool_append(s, r, NULL);
+		json_decref(r);
+		if(rc == PAYSTREAM_SPOOL_OK)
+			appended++;
+	}
+	is_int(rc, PAYSTREAM_SPOOL_ERR_FULL, "append refused when full");
+	is_str(paystream_spool_status_name(rc), "spool_full", "its name");
+	ok(appended > 10 && paystream_spool_bytes(s) <= 4096, "%d records fit in 4096 bytes", appended);
+	json_t *t = json_pack("{s:i}", "amount", 5);
+	is_int(paystream_spool_append_tip(s, "tip-1", t), PAYSTREAM_SPOOL_ERR_FULL, "a tip is refused too");
+	is_int(paystream_spool_begin_batch(s, 1000, &id, &records), PAYSTREAM_SPOOL_OK, "a batch is still written when full");
+	json_decref(records);
+	is_int(paystream_spool_ack_batch(s, id), PAYSTREAM_SPOOL_OK, "its ack too");
+	g_free(id);
+	r = tick(0);
+	is_int(paystream_spool_append(s, r, NULL), PAYSTREAM_SPOOL_ERR_FULL, "still full before compaction");
+	is_int(paystream_spool_compact(s), PAYSTREAM_SPOOL_OK, "compact");
+	is_int(paystream_spool_append(s, r, NULL), PAYSTREAM_SPOOL_OK, "accepted again after ack + compact");
+	json_decref(r);
+
+	/* tips, acked on their own */
+	is_int(paystream_spool_append_tip(s, "tip-1", t), PAYSTREAM_SPOOL_OK, "tip written and committed");
+	is_int(paystream_spool_append_tip(s, "tip-1", t), PAYSTREAM_SPOOL_ERR_DUPLICATE, "same tip id while unacked");
+	is_int(paystream_spool_append_tip(s, "", t), PAYSTREAM_SPOOL_ERR_INVALID, "empty tip id");
+	is_int(paystream_spool_append_tip(s, "tip-2", t), PAYSTREAM_SPOOL_OK, "second tip");
+	json_decref(t);
+	is_int(paystream_spool_pending_count(s), 1, "tips are not pending records");
+	s = reopen(s, dir, 4096, &rep);
+	is_int(rep.unacked_tips, 2, "two unacked tips after reopen");
+	is_int(rep.pending_records, 1, "records untouched by tips");
+	is_int(paystream_spool_ack_tip(s, "tip-1"), PAYSTREAM_SPOOL_OK, "ack tip-1");
+	is_int(paystream_spool_ack_tip(s, "tip-1"), PAYSTREAM_SPOOL_ERR_UNKNOWN, "ack tip-1 again: unknown");
+	s = reopen(s, dir, 4096, &rep);
+	is_int(rep.unacked_tips, 1, "one unacked tip left");
+	json_t *tips = paystream_spool_unacked_tips(s);
+	is_str(json_string_value(json_object_get(json_array_get(tips, 0), "tip_id")), "tip-2", "it is tip-2");
+	is_int(json_integer_value(json_object_get(json_object_get(json_array_get(tips, 0), "tip"), "amount")), 5, "with its body");
+	json_decref(tips);
+	is_int(rep.pending_records, 1, "the record is still pending");
+	paystream_spool_close(s);
+	rm_dir(dir);
+	g_free(dir);
+
+	/* kill -9: what was committed survives, what was only appended does not;
+	 * a record with a newline and a NUL byte in a string replays as it was. */
+	dir = fresh_dir();
+	s = paystream_spool_open(dir, 0, NULL, NULL);
+	json_t *odd = json_pack("{s:s, s:s%}", "type", "tick", "note", "a\nb\0c", (size_t)5);
+	paystream_spool_append(s, odd, NULL);
+	r = tick(2);
+	paystream_spool_append(s, r, NULL);
+	paystream_spool_commit(s);
+	paystream_spool_append(s, r, NULL);
+	json_decref(r);
+	dir2 = fresh_dir();
+	src = journal(dir);
+	dst = journal(dir2);
+	g_file_get_contents(src, &contents, &len, NULL);
+	g_file_set_contents(dst, contents, (gssize)len, NULL);
+	g_free(contents);
+	crashed = reopen(NULL, dir2, 0, &rep);
+	is_int(rep.pending_records, 2, "after kill -9: the two committed records, not the uncommitted one");
+	paystream_spool_begin_batch(crashed, 10, &id, &records);
+	ok(json_equal(json_array_get(records, 0), odd), "a string with a newline and a NUL byte survives a replay");
+	json_decref(records);
+	g_free(id);
+	json_decref(odd);
+	paystream_spool_close(crashed);
+	paystream_spool_close(s);
+	g_free(src);
+	g_free(dst);
+	rm_dir(dir2);
+	g_free(dir2);
+	rm_dir(dir);
+	g_free(dir);
+
+	/* 10,000 records: append, commit, batch, ack, round trip. */
+	dir = fresh_dir();
+	s = paystream_spool_open(dir, 0, NULL, NULL);
+	gboolean all_ok = TRUE;
+	for(int i = 0; i < 10000; i++) {
+		r = json_pack("{s:s, s:s, s:i, s:i}", "type", "tick", "session", "s-1", "n", i, "amount", 3);
+		if(paystream_spool_append(s, r, NULL) != PAYSTREAM_SPOOL_OK)
+			all_ok = FALSE;
+		json_decref(r);
+		if(i % 100 == 99 && paystream_spool_commit(s) != PAYSTREAM_SPOOL_OK)
+			all_ok = FALSE;
+	}
+	ok(all_ok, "10,000 appends in 100 commits");
+	s = reopen(s, dir, 0, &rep);
+	is_int(rep.pending_records, 10000, "10,000 pending after reopen");
+	int next = 0, batches = 0;
+	gboolean in_order = TRUE;
+	while(paystream_spool_begin_batch(s, 500, &id, &records) == PAYSTREAM_SPOOL_OK) {
+		for(size_t i = 0; i < json_array_size(records); i++)
+			if(json_integer_value(json_object_get(json_array_get(records, i), "n")) != next++)
+				in_order = FALSE;
+		if(batches % 2 == 0)
+			paystream_spool_ack_batch(s, id);
+		batches++;
+		json_decref(records);
+		g_free(id);
+	}
+	is_int(batches, 20, "20 batches of 500");
+	is_int(next, 10000, "every record sent once");
+	ok(in_order, "in append order");
+	s = reopen(s, dir, 0, &rep);
+	is_int(rep.unacked_batches, 10, "the 10 unacked batches survive");
+	is_int(rep.pending_records, 0, "nothing pending");
+	unacked = paystream_spool_unacked_batches(s);
+	for(size_t i = 0; i < json_array_size(unacked); i++) {
+		json_t *b = json_array_get(unacked, i);
+		paystream_spool_ack_batch(s, json_string_value(json_object_get(b, "batch_id")));
+	}
+	json_decref(unacked);
+	paystream_spool_compact(s);
+	s = reopen(s, dir, 0, &rep);
+	is_int(rep.unacked_batches + rep.pending_records + rep.unacked_tips, 0, "all acked: the spool is empty");
+	ok(rep.bytes_after < 100, "and tiny (%" G_GUINT64_FORMAT " bytes)", rep.bytes_after);
+	r = tick(0);
+	paystream_spool_append(s, r, &seq);
+	json_decref(r);
+	is_int(seq, 10001, "seqs still go on");
+	paystream_spool_close(s);
+	paystream_spool_report_clear(&rep);
+	rm_dir(dir);
+	g_free(dir);
+
+	ok(paystream_spool_open(NULL, 0, NULL, &error) == NULL && error != NULL, "no folder: error");
+	g_clear_error(&error);
+	is_str(paystream_spool_status_name(99), "unknown", "unknown status name");
+	return done_testing();
+}
