@@ -10,8 +10,10 @@
 
 #include <debug.h>
 
+#include "billing.h"
 #include "handlers.h"
 #include "ids.h"
+#include "metering.h"
 #include "plugin.h"
 #include "relay.h"
 #include "store.h"
@@ -46,12 +48,19 @@ static paystream_room *paystream_room_for_manager(json_t *body, paystream_result
 	return room;
 }
 
-static json_t *paystream_create(json_t *body, paystream_result *result) {
+/* create and stats need the admin_key when the config sets one. */
+static gboolean paystream_admin_key_ok(json_t *body, paystream_result *result) {
 	if(paystream_general.admin_key != NULL &&
 			!paystream_secret_matches(paystream_general.admin_key, json_string_value(json_object_get(body, "admin_key")))) {
 		paystream_fail(result, PAYSTREAM_ERROR_UNAUTHORIZED, "Wrong or missing admin_key");
-		return NULL;
+		return FALSE;
 	}
+	return TRUE;
+}
+
+static json_t *paystream_create(json_t *body, paystream_result *result) {
+	if(!paystream_admin_key_ok(body, result))
+		return NULL;
 	paystream_room_settings settings;
 	gboolean key_generated = FALSE;
 	int rc = paystream_settings_from_create(body, &settings, &key_generated, result->text, sizeof(result->text));
@@ -62,8 +71,9 @@ static json_t *paystream_create(json_t *body, paystream_result *result) {
 	json_t *reply = NULL;
 	janus_mutex_lock(&paystream_admin_mutex);
 	paystream_room *existing = paystream_rooms_find(settings.room);
-	if(existing != NULL) {
+	if(existing != NULL)
 		janus_refcount_decrease(&existing->ref);
+	if(existing != NULL) {
 		paystream_fail(result, PAYSTREAM_ERROR_ROOM_EXISTS, "Room '%s' already exists", settings.room);
 	} else if(settings.permanent && paystream_store_save_room(&settings) != 0) {
 		paystream_fail(result, PAYSTREAM_ERROR_CONFIG, "Could not save room '%s' to the config file", settings.room);
@@ -134,8 +144,12 @@ static json_t *paystream_destroy(json_t *body, paystream_result *result) {
 		paystream_performer *performer = room->performer;
 		room->performer = NULL;
 		GList *viewers = g_hash_table_get_values(room->viewers);
-		for(GList *l = viewers; l; l = l->next)
-			janus_refcount_increase(&((paystream_viewer *)l->data)->ref);
+		for(GList *l = viewers; l; l = l->next) {
+			paystream_viewer *viewer = l->data;
+			janus_refcount_increase(&viewer->ref);
+			paystream_metering_stop_locked(viewer, "room_destroyed", &box);
+			paystream_metering_finish_locked(viewer, "room_destroyed");
+		}
 		g_hash_table_remove_all(room->viewers);
 		janus_mutex_unlock(&room->mutex);
 		if(performer != NULL) {
@@ -215,6 +229,11 @@ static json_t *paystream_participants(json_t *body, paystream_result *result) {
 		json_object_set_new(v, "display", viewer->display ? json_string(viewer->display) : json_null());
 		json_object_set_new(v, "state", json_string(paystream_viewer_state_name(&viewer->state)));
 		json_object_set_new(v, "joined", json_integer(viewer->joined));
+		json_t *metering = paystream_metering_describe_locked(viewer);
+		if(metering != NULL) {
+			json_object_update(v, metering);
+			json_decref(metering);
+		}
 		json_array_append_new(viewers, v);
 	}
 	janus_mutex_unlock(&room->mutex);
@@ -293,6 +312,15 @@ json_t *paystream_admin_request(const paystream_request_spec *spec, json_t *body
 			break;
 		case PAYSTREAM_REQUEST_KICK:
 			reply = paystream_kick(body, &result);
+			break;
+		case PAYSTREAM_REQUEST_STATS:
+			if(paystream_admin_key_ok(body, &result)) {
+				reply = paystream_event_new("stats", NULL);
+				json_object_set_new(reply, "billing", paystream_billing_stats());
+				GList *rooms = paystream_rooms_list();
+				json_object_set_new(reply, "rooms", json_integer(g_list_length(rooms)));
+				g_list_free_full(rooms, paystream_room_unref_cb);
+			}
 			break;
 		default:
 			paystream_fail(&result, PAYSTREAM_ERROR_INVALID_REQUEST, "'%s' is not a room management request", spec->name);

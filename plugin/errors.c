@@ -24,6 +24,12 @@ static const struct {
 	{ PAYSTREAM_ERROR_NO_SUCH_PARTICIPANT, "no_such_participant" },
 	{ PAYSTREAM_ERROR_VIEWER_ID_TAKEN, "viewer_id_taken" },
 	{ PAYSTREAM_ERROR_CONFIG, "config_error" },
+	{ PAYSTREAM_ERROR_TOKEN_REQUIRED, "token_required" },
+	{ PAYSTREAM_ERROR_INVALID_TOKEN, "invalid_token" },
+	{ PAYSTREAM_ERROR_BILLING_UNAVAILABLE, "billing_unavailable" },
+	{ PAYSTREAM_ERROR_INVALID_TIP, "invalid_tip" },
+	{ PAYSTREAM_ERROR_RATE_LIMITED, "rate_limited" },
+	{ PAYSTREAM_ERROR_STOPPED, "stopped" },
 	{ PAYSTREAM_ERROR_INTERNAL, "internal_error" },
 };
 

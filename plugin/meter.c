@@ -75,6 +75,22 @@ gboolean paystream_meter_take_record(paystream_meter *m, paystream_meter_record 
 	return TRUE;
 }
 
+void paystream_meter_put_back(paystream_meter *m, const paystream_meter_record *r) {
+	/* Only the record just taken can come back: its seq is the last one. */
+	if(r->seq + 1 != m->next_seq)
+		return;
+	m->next_seq = r->seq;
+	if(m->pending_seconds > 0) {
+		/* Seconds counted since: the span grows back to the earlier start. */
+		m->pending_start_ms = r->start_ms;
+	} else {
+		m->pending_start_ms = r->start_ms;
+		m->pending_end_ms = r->end_ms;
+	}
+	m->pending_seconds += r->seconds;
+	m->pending_amount += r->amount;
+}
+
 gboolean paystream_meter_refresh(paystream_meter *m, gint64 new_budget) {
 	m->budget = new_budget < 0 ? PAYSTREAM_METER_NO_BUDGET : new_budget;
 	gboolean fits = m->budget < 0 || (m->total_amount <= m->budget && paystream_meter_affordable(m));

@@ -81,6 +81,11 @@ gboolean paystream_meter_tick(paystream_meter *m, const paystream_meter_conditio
  * span and return TRUE; else FALSE (out untouched). */
 gboolean paystream_meter_take_record(paystream_meter *m, paystream_meter_record *out);
 
+/* Undo the last take_record (its record could not be spooled): the seconds
+ * are pending again and the next record gets the same seq. Any other record
+ * is ignored. */
+void paystream_meter_put_back(paystream_meter *m, const paystream_meter_record *r);
+
 /* A refreshed token's budget (or PAYSTREAM_METER_NO_BUDGET) replaces the
  * old one. A meter stopped by "budget_exhausted" runs again if the new
  * budget pays for one more second; a running meter whose new budget does

@@ -12,6 +12,7 @@
 
 #include "handlers.h"
 #include "ids.h"
+#include "metering.h"
 #include "negotiate.h"
 #include "plugin.h"
 #include "relay.h"
@@ -95,9 +96,24 @@ static void paystream_publish(paystream_message *msg, paystream_result *result) 
 	gboolean takeover = json_is_true(json_object_get(body, "takeover"));
 	paystream_performer *performer = NULL;
 	char *answer = NULL;
-	if(!paystream_secret_matches(settings.stream_key, json_string_value(json_object_get(body, "stream_key")))) {
+	/* The stream key, or a publisher token for this room standing in for it. */
+	const char *stream_key = json_string_value(json_object_get(body, "stream_key"));
+	const char *jwt = json_string_value(json_object_get(body, "token"));
+	if(stream_key == NULL && jwt == NULL) {
+		paystream_fail(result, PAYSTREAM_ERROR_MISSING_ELEMENT, "publish needs 'stream_key' or a publisher 'token'");
+		goto done;
+	}
+	if(stream_key != NULL && !paystream_secret_matches(settings.stream_key, stream_key)) {
 		paystream_fail(result, PAYSTREAM_ERROR_WRONG_STREAM_KEY, "Wrong stream key");
 		goto done;
+	}
+	if(stream_key == NULL) {
+		paystream_token token;
+		result->code = paystream_metering_check_token(jwt, room->id, PAYSTREAM_TOKEN_ROLE_PUBLISHER, &token,
+			result->text, sizeof(result->text));
+		paystream_token_clear(&token);
+		if(result->code != 0)
+			goto done;
 	}
 	if(present && !takeover) {
 		paystream_fail(result, PAYSTREAM_ERROR_PERFORMER_PRESENT,
@@ -127,6 +143,11 @@ static void paystream_publish(paystream_message *msg, paystream_result *result) 
 		goto done;
 	}
 	janus_refcount_increase(&performer->ref);	/* the room's */
+	if(old == NULL) {
+		/* A new show (a takeover continues the current one). */
+		room->show_seconds = 0;
+		room->show_amount = 0;
+	}
 	room->performer = performer;
 	performer->since = janus_get_real_time();
 	g_atomic_int_set(&performer->live, 1);

@@ -14,12 +14,15 @@
 #include <debug.h>
 #include <utils.h>
 
+#include "billing.h"
 #include "errors.h"
 #include "handlers.h"
+#include "metering.h"
 #include "relay.h"
 #include "request.h"
 #include "session.h"
 #include "store.h"
+#include "tips.h"
 
 #if JANUS_PLUGIN_API_VERSION < 100
 #error "paystream needs Janus 1.0 or later (plugin API 100+)"
@@ -61,6 +64,8 @@ static void paystream_dispatch(paystream_message *msg) {
 		case PAYSTREAM_REQUEST_START:
 		case PAYSTREAM_REQUEST_PAUSE:
 		case PAYSTREAM_REQUEST_RESUME:
+		case PAYSTREAM_REQUEST_REFRESH:
+		case PAYSTREAM_REQUEST_TIP:
 			paystream_viewer_request(msg, &result);
 			break;
 		case PAYSTREAM_REQUEST_CONFIGURE:
@@ -121,8 +126,25 @@ static int paystream_init(janus_callbacks *callback, const char *config_path) {
 	}
 	paystream_sessions_init();
 	paystream_rooms_init();
+	paystream_tips_init();
 	paystream_gateway = callback;
 	int loaded = paystream_admin_load_rooms();
+	static const paystream_billing_callbacks billing_callbacks = {
+		.stop_session = paystream_metering_stop_session,
+		.tip_result = paystream_tips_result,
+	};
+	if(paystream_billing_start(&paystream_general, &billing_callbacks, error, sizeof(error)) != 0) {
+		JANUS_LOG(LOG_FATAL, "[paystream] %s\n", error);
+		paystream_tips_deinit();
+		paystream_rooms_deinit();
+		paystream_sessions_deinit();
+		paystream_general_clear(&paystream_general);
+		paystream_store_close();
+		paystream_gateway = NULL;
+		return -1;
+	}
+	if(paystream_general.billing_url == NULL)
+		JANUS_LOG(LOG_WARN, "[paystream] no billing_url configured: only free rooms can be watched\n");
 	paystream_messages = g_async_queue_new_full((GDestroyNotify)paystream_message_free);
 	g_atomic_int_set(&paystream_initialized, 1);
 	GError *thread_error = NULL;
@@ -132,15 +154,37 @@ static int paystream_init(janus_callbacks *callback, const char *config_path) {
 		g_error_free(thread_error);
 		g_atomic_int_set(&paystream_initialized, 0);
 		g_async_queue_unref(paystream_messages);
+		paystream_billing_stop();
+		paystream_tips_deinit();
 		paystream_rooms_deinit();
 		paystream_sessions_deinit();
 		paystream_general_clear(&paystream_general);
 		paystream_store_close();
 		return -1;
 	}
+	paystream_ticker_start();
 	JANUS_LOG(LOG_INFO, "[paystream] %s initialized, %d permanent room(s)%s\n", PAYSTREAM_VERSION_STRING, loaded,
 		paystream_general.admin_key ? ", admin_key required to create rooms" : "");
 	return 0;
+}
+
+/* A clean shutdown ends every viewing session, so each gets its last
+ * seconds and session_end spooled (a crash leaves that to the next start:
+ * what was committed is re-sent; the seconds of the last tick are lost). */
+static void paystream_finish_all_sessions(void) {
+	GList *rooms = paystream_rooms_list();
+	for(GList *l = rooms; l; l = l->next) {
+		paystream_room *room = l->data;
+		janus_mutex_lock(&room->mutex);
+		GHashTableIter iter;
+		gpointer value;
+		g_hash_table_iter_init(&iter, room->viewers);
+		while(g_hash_table_iter_next(&iter, NULL, &value))
+			paystream_metering_finish_locked(value, "shutdown");
+		janus_mutex_unlock(&room->mutex);
+	}
+	g_list_free_full(rooms, paystream_room_unref_cb);
+	paystream_billing_commit();
 }
 
 static void paystream_destroy_plugin(void) {
@@ -154,6 +198,10 @@ static void paystream_destroy_plugin(void) {
 	}
 	g_async_queue_unref(paystream_messages);
 	paystream_messages = NULL;
+	paystream_ticker_stop();
+	paystream_finish_all_sessions();
+	paystream_billing_stop();
+	paystream_tips_deinit();
 	paystream_rooms_deinit();
 	paystream_sessions_deinit();
 	paystream_store_close();

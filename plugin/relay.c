@@ -47,10 +47,11 @@ void paystream_relay_viewer_follow(paystream_viewer *viewer, const paystream_per
 	viewer->sim_context.templayer_target = viewer->temporal_target;
 }
 
-/* Relay one simulcast video packet to one viewer; returns TRUE if the
- * performer should be asked for a keyframe. */
+/* Relay one simulcast video packet to one viewer if it belongs to the layer
+ * the viewer gets; returns TRUE if it was relayed. Sets *want_keyframe if
+ * the performer should be asked for a keyframe. */
 static gboolean paystream_relay_simulcast(paystream_performer *performer, paystream_viewer *viewer,
-		janus_plugin_rtp *packet, janus_plugin_rtp *out) {
+		janus_plugin_rtp *packet, janus_plugin_rtp *out, gboolean *want_keyframe) {
 	char *buf = packet->buffer;
 	int plen = 0;
 	char *payload = janus_rtp_payload(buf, packet->length, &plen);
@@ -65,9 +66,10 @@ static gboolean paystream_relay_simulcast(paystream_performer *performer, paystr
 	gboolean relay = janus_rtp_simulcasting_context_process_rtp(&viewer->sim_context, buf, packet->length,
 		performer->ssrc, performer->rid, performer->media.vcodec, &viewer->video_context, &performer->rid_mutex);
 #endif
-	gboolean want_keyframe = viewer->sim_context.need_pli;
+	if(viewer->sim_context.need_pli)
+		*want_keyframe = TRUE;
 	if(!relay)
-		return want_keyframe;
+		return FALSE;
 	if(viewer->sim_context.changed_substream || viewer->sim_context.changed_temporal) {
 		g_atomic_int_set(&viewer->layer_changed, 1);
 		g_atomic_int_set(&paystream_relay_layer_events, 1);
@@ -86,7 +88,7 @@ static gboolean paystream_relay_simulcast(paystream_performer *performer, paystr
 	paystream_gateway->relay_rtp(viewer->session->handle, out);
 	if(vp8)
 		memcpy(payload, descriptor, sizeof(descriptor));
-	return want_keyframe;
+	return TRUE;
 }
 
 void paystream_relay_rtp(paystream_performer *performer, janus_plugin_rtp *packet) {
@@ -126,13 +128,15 @@ void paystream_relay_rtp(paystream_performer *performer, janus_plugin_rtp *packe
 	g_hash_table_iter_init(&iter, room->viewers);
 	while(g_hash_table_iter_next(&iter, NULL, &value)) {
 		paystream_viewer *viewer = value;
-		if(!g_atomic_int_get(&viewer->session->pc_up) || !paystream_viewer_state_wants_media(&viewer->state))
+		if(!g_atomic_int_get(&viewer->session->pc_up) || !paystream_viewer_state_wants_media(&viewer->state) ||
+				g_atomic_int_get(&viewer->stopped))
 			continue;
 		if(video ? !viewer->has_video : !viewer->has_audio)
 			continue;
 		out.mindex = video ? PAYSTREAM_VIEWER_VIDEO_MINDEX : PAYSTREAM_VIEWER_AUDIO_MINDEX;
+		gboolean relayed = TRUE;
 		if(video && performer->simulcast) {
-			want_keyframe |= paystream_relay_simulcast(performer, viewer, packet, &out);
+			relayed = paystream_relay_simulcast(performer, viewer, packet, &out, &want_keyframe);
 		} else {
 			janus_rtp_header_update(header, video ? &viewer->video_context : &viewer->audio_context, video, 0);
 			/* The performer's payload type need not be the one this viewer
@@ -140,6 +144,9 @@ void paystream_relay_rtp(paystream_performer *performer, janus_plugin_rtp *packe
 			header->type = video ? viewer->video_pt : viewer->audio_pt;
 			paystream_gateway->relay_rtp(viewer->session->handle, &out);
 		}
+		/* Metering counts a second only if media really went out. */
+		if(relayed)
+			g_atomic_int_set(&viewer->media_relayed, 1);
 		/* Restore what the next viewer's context expects to see. */
 		header->ssrc = ssrc;
 		header->timestamp = timestamp;

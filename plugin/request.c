@@ -17,6 +17,9 @@
 #define MAX_BITRATE 1000000000
 #define MAX_FIR_FREQ 3600
 #define MAX_PRICE G_GINT64_CONSTANT(1000000000000)
+#define MAX_TICK_NOTIFY 3600
+#define MAX_TOKEN 8192
+#define MAX_TIP_MESSAGE 800	/* bytes; tips.c also limits it to 200 characters */
 
 static const paystream_field create_fields[] = {
 	ROOM(FALSE),
@@ -33,6 +36,9 @@ static const paystream_field create_fields[] = {
 	UINT("fir_freq", MAX_FIR_FREQ),
 	UINT("price_per_second", MAX_PRICE),
 	{ "currency", PAYSTREAM_FIELD_CURRENCY, FALSE, 0, 0 },
+	UINT("tick_notify", MAX_TICK_NOTIFY),
+	UINT("min_tip", MAX_PRICE),
+	UINT("max_tip", MAX_PRICE),
 	STR("admin_key", FALSE, 0, MAX_TEXT),
 };
 static const paystream_field edit_fields[] = {
@@ -48,6 +54,9 @@ static const paystream_field edit_fields[] = {
 	UINT("new_fir_freq", MAX_FIR_FREQ),
 	UINT("new_price_per_second", MAX_PRICE),
 	{ "new_currency", PAYSTREAM_FIELD_CURRENCY, FALSE, 0, 0 },
+	UINT("new_tick_notify", MAX_TICK_NOTIFY),
+	UINT("new_min_tip", MAX_PRICE),
+	UINT("new_max_tip", MAX_PRICE),
 	BOOL("permanent"),
 };
 static const paystream_field destroy_fields[] = {
@@ -66,7 +75,8 @@ static const paystream_field kick_fields[] = {
 };
 static const paystream_field publish_fields[] = {
 	ROOM(TRUE),
-	STR("stream_key", TRUE, 0, MAX_TEXT),
+	STR("stream_key", FALSE, 0, MAX_TEXT),
+	STR("token", FALSE, 1, MAX_TOKEN),
 	STR("display", FALSE, 0, MAX_TEXT),
 	BOOL("takeover"),
 	UINT("bitrate", MAX_BITRATE),
@@ -82,6 +92,18 @@ static const paystream_field watch_fields[] = {
 	STR("pin", FALSE, 0, MAX_TEXT),
 	STR("display", FALSE, 0, MAX_TEXT),
 	{ "viewer_id", PAYSTREAM_FIELD_VIEWER_ID, FALSE, 0, 0 },
+	STR("token", FALSE, 1, MAX_TOKEN),
+};
+static const paystream_field stats_fields[] = {
+	STR("admin_key", FALSE, 0, MAX_TEXT),
+};
+static const paystream_field refresh_fields[] = {
+	STR("token", TRUE, 1, MAX_TOKEN),
+};
+static const paystream_field tip_fields[] = {
+	{ "amount", PAYSTREAM_FIELD_UINT, TRUE, 0, MAX_PRICE },
+	{ "message", PAYSTREAM_FIELD_STRING, FALSE, 0, MAX_TIP_MESSAGE },
+	{ "tip_id", PAYSTREAM_FIELD_VIEWER_ID, FALSE, 0, 0 },
 };
 
 #define SPEC(t, n, sync, f) { t, n, sync, f, G_N_ELEMENTS(f) }
@@ -103,6 +125,9 @@ static const paystream_request_spec paystream_requests[] = {
 	SPEC_EMPTY(PAYSTREAM_REQUEST_START, "start", FALSE),
 	SPEC_EMPTY(PAYSTREAM_REQUEST_PAUSE, "pause", FALSE),
 	SPEC_EMPTY(PAYSTREAM_REQUEST_RESUME, "resume", FALSE),
+	SPEC(PAYSTREAM_REQUEST_REFRESH, "refresh", FALSE, refresh_fields),
+	SPEC(PAYSTREAM_REQUEST_TIP, "tip", FALSE, tip_fields),
+	SPEC(PAYSTREAM_REQUEST_STATS, "stats", TRUE, stats_fields),
 };
 
 const paystream_request_spec *paystream_request_lookup(const char *name) {

@@ -29,6 +29,9 @@ typedef enum paystream_request_type {
 	PAYSTREAM_REQUEST_START,
 	PAYSTREAM_REQUEST_PAUSE,
 	PAYSTREAM_REQUEST_RESUME,
+	PAYSTREAM_REQUEST_REFRESH,
+	PAYSTREAM_REQUEST_TIP,
+	PAYSTREAM_REQUEST_STATS,
 } paystream_request_type;
 
 typedef enum paystream_field_type {

@@ -125,6 +125,9 @@ static void paystream_viewer_free(const janus_refcount *ref) {
 	paystream_viewer *viewer = janus_refcount_containerof(ref, paystream_viewer, ref);
 	janus_refcount_decrease(&viewer->session->ref);
 	janus_refcount_decrease(&viewer->room->ref);
+	paystream_meter_clear(&viewer->meter);
+	g_free(viewer->session_id);
+	g_free(viewer->billing_id);
 	g_free(viewer->viewer_id);
 	g_free(viewer->display);
 	g_free(viewer);

@@ -18,6 +18,7 @@
 #include <rtp.h>
 #include <utils.h>
 
+#include "meter.h"
 #include "session.h"
 #include "settings.h"
 #include "viewer_state.h"
@@ -72,6 +73,18 @@ typedef struct paystream_viewer {
 	janus_vp8_simulcast_context vp8_context;
 	int substream_target, temporal_target;
 	volatile gint layer_changed;	/* the relayed simulcast layer changed: tell the viewer */
+	/* Metering (metering.c), for viewers with a token; guarded by room->mutex. */
+	gboolean metered;			/* a priced room: seconds are billed */
+	gboolean finished;			/* session_end recorded */
+	char *session_id;			/* this viewing session, in every record */
+	char *billing_id;			/* who pays: the token's sub */
+	gint64 token_exp;			/* unix seconds */
+	paystream_meter meter;
+	gint64 last_record_ms;		/* when the last tick record was taken */
+	guint32 ticks_since_event;	/* counted seconds since the last `tick` event */
+	gint64 tip_allowance_ms;	/* tips' rate limit (tips.c) */
+	volatile gint media_relayed;	/* set by the relay, read and cleared each tick */
+	volatile gint stopped;		/* metering stopped: no more media */
 	volatile gint destroyed;
 	janus_refcount ref;
 } paystream_viewer;
@@ -87,6 +100,10 @@ typedef struct paystream_room {
 	paystream_performer *performer;	/* the live performer, holds a reference */
 	GHashTable *viewers;			/* viewer_id -> paystream_viewer (a reference) */
 	gint64 created;
+	/* This show (since the performer went live), for `earnings`; room->mutex. */
+	gint64 show_seconds, show_amount;
+	gint64 usage_seconds, usage_amount;	/* since the last summary to event handlers */
+	guint32 ticks_since_earnings;
 	volatile gint destroyed;
 	janus_refcount ref;
 } paystream_room;

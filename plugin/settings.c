@@ -107,13 +107,36 @@ int paystream_settings_from_create(json_t *body, paystream_room_settings *s,
 	json_t *price = json_object_get(body, "price_per_second");
 	s->price_per_second = json_is_integer(price) ? json_integer_value(price) : 0;
 	s->currency = paystream_dup_field(body, "currency", PAYSTREAM_DEFAULT_CURRENCY);
+	s->tick_notify = paystream_uint_field(body, "tick_notify", PAYSTREAM_DEFAULT_TICK_NOTIFY);
+	if(s->tick_notify == 0)
+		s->tick_notify = PAYSTREAM_DEFAULT_TICK_NOTIFY;
+	json_t *tip = json_object_get(body, "min_tip");
+	s->min_tip = json_is_integer(tip) ? json_integer_value(tip) : PAYSTREAM_DEFAULT_MIN_TIP;
+	tip = json_object_get(body, "max_tip");
+	s->max_tip = json_is_integer(tip) ? json_integer_value(tip) : 0;
+	int rc = paystream_settings_check(s, error, errlen);
+	if(rc != 0)
+		paystream_settings_clear(s);
+	return rc;
+}
+
+int paystream_settings_check(const paystream_room_settings *s, char *error, size_t errlen) {
+	if(s->min_tip < 1) {
+		g_snprintf(error, errlen, "'min_tip' must be at least 1");
+		return PAYSTREAM_ERROR_INVALID_ELEMENT;
+	}
+	if(s->max_tip != 0 && s->max_tip < s->min_tip) {
+		g_snprintf(error, errlen, "'max_tip' must be 0 (no limit) or at least 'min_tip' (%" G_GINT64_FORMAT ")",
+			s->min_tip);
+		return PAYSTREAM_ERROR_INVALID_ELEMENT;
+	}
 	return 0;
 }
 
 int paystream_settings_apply_edit(paystream_room_settings *s, json_t *body,
 		char *error, size_t errlen) {
-	/* Every field was type-checked by request.c, so nothing below can fail
-	 * half-way: the edit is applied whole. */
+	/* Every field was type-checked by request.c; the caller edits a copy, so
+	 * a refusal by the final cross-field check leaves the room as it was. */
 	const char *v;
 	if((v = json_string_value(json_object_get(body, "new_description")))) {
 		g_free(s->description);
@@ -144,15 +167,22 @@ int paystream_settings_apply_edit(paystream_room_settings *s, json_t *body,
 		g_free(s->currency);
 		s->currency = g_strdup(v);
 	}
-	(void)error;
-	(void)errlen;
-	return 0;
+	s->tick_notify = paystream_uint_field(body, "new_tick_notify", s->tick_notify);
+	if(s->tick_notify == 0)
+		s->tick_notify = PAYSTREAM_DEFAULT_TICK_NOTIFY;
+	json_t *tip = json_object_get(body, "new_min_tip");
+	if(json_is_integer(tip))
+		s->min_tip = json_integer_value(tip);
+	tip = json_object_get(body, "new_max_tip");
+	if(json_is_integer(tip))
+		s->max_tip = json_integer_value(tip);
+	return paystream_settings_check(s, error, errlen);
 }
 
 /* The config keys of a permanent room, and how each is typed in `create`. */
 static const char *const paystream_config_bools[] = { "is_private", NULL };
 static const char *const paystream_config_uints[] = {
-	"max_viewers", "bitrate", "fir_freq", "price_per_second", NULL
+	"max_viewers", "bitrate", "fir_freq", "price_per_second", "tick_notify", "min_tip", "max_tip", NULL
 };
 static const char *const paystream_config_strings[] = {
 	"room", "description", "secret", "stream_key", "pin", "audiocodec", "videocodec", "currency", NULL
@@ -246,6 +276,12 @@ json_t *paystream_settings_to_config(const paystream_room_settings *s) {
 	json_object_set_new(entry, "fir_freq", json_string(num));
 	g_snprintf(num, sizeof(num), "%" G_GINT64_FORMAT, s->price_per_second);
 	json_object_set_new(entry, "price_per_second", json_string(num));
+	g_snprintf(num, sizeof(num), "%u", s->tick_notify);
+	json_object_set_new(entry, "tick_notify", json_string(num));
+	g_snprintf(num, sizeof(num), "%" G_GINT64_FORMAT, s->min_tip);
+	json_object_set_new(entry, "min_tip", json_string(num));
+	g_snprintf(num, sizeof(num), "%" G_GINT64_FORMAT, s->max_tip);
+	json_object_set_new(entry, "max_tip", json_string(num));
 	return entry;
 }
 
@@ -259,6 +295,9 @@ json_t *paystream_settings_describe(const paystream_room_settings *s) {
 	json_object_set_new(d, "videocodec", json_string(s->videocodec));
 	json_object_set_new(d, "price_per_second", json_integer(s->price_per_second));
 	json_object_set_new(d, "currency", json_string(s->currency));
+	json_object_set_new(d, "tick_notify", json_integer(s->tick_notify));
+	json_object_set_new(d, "min_tip", json_integer(s->min_tip));
+	json_object_set_new(d, "max_tip", json_integer(s->max_tip));
 	return d;
 }
 
@@ -286,19 +325,98 @@ void paystream_settings_clear(paystream_room_settings *s) {
 	memset(s, 0, sizeof(*s));
 }
 
+/* A general key: absent, or a non-empty string. */
+static int paystream_general_string(json_t *general, const char *key, char **out, char *error, size_t errlen) {
+	const char *v = json_string_value(json_object_get(general, key));
+	if(v != NULL && *v == '\0') {
+		g_snprintf(error, errlen, "'%s' must not be empty (leave it out instead)", key);
+		return PAYSTREAM_ERROR_INVALID_ELEMENT;
+	}
+	*out = g_strdup(v);
+	return 0;
+}
+
+static int paystream_general_number(json_t *general, const char *key, guint64 min, guint64 max,
+		guint64 fallback, guint64 *out, char *error, size_t errlen) {
+	const char *v = json_string_value(json_object_get(general, key));
+	*out = fallback;
+	if(v == NULL)
+		return 0;
+	if(!g_ascii_string_to_unsigned(v, 10, min, max, out, NULL)) {
+		g_snprintf(error, errlen, "'%s' must be a whole number from %" G_GUINT64_FORMAT " to %" G_GUINT64_FORMAT,
+			key, min, max);
+		return PAYSTREAM_ERROR_INVALID_ELEMENT;
+	}
+	return 0;
+}
+
 int paystream_general_from_config(json_t *general, paystream_general_settings *g,
 		char *error, size_t errlen) {
 	memset(g, 0, sizeof(*g));
-	const char *key = json_string_value(json_object_get(general, "admin_key"));
-	if(key != NULL && *key == '\0') {
-		g_snprintf(error, errlen, "'admin_key' must not be empty (leave it out to allow any client to create rooms)");
-		return PAYSTREAM_ERROR_INVALID_ELEMENT;
+	static const char *const strings[] = {
+		"admin_key", "token_secret", "token_secret_previous", "billing_url", "billing_secret", "instance", "spool_dir"
+	};
+	char **targets[] = {
+		&g->admin_key, &g->token_secret, &g->token_secret_previous, &g->billing_url, &g->billing_secret,
+		&g->instance, &g->spool_dir
+	};
+	int rc = 0;
+	for(size_t i = 0; i < G_N_ELEMENTS(strings) && rc == 0; i++)
+		rc = paystream_general_string(general, strings[i], targets[i], error, errlen);
+	guint64 interval = 0, timeout = 0, retry_max = 0, spool_max = 0, tip_timeout = 0;
+	if(rc == 0)
+		rc = paystream_general_number(general, "billing_interval", 1, 3600, PAYSTREAM_DEFAULT_BILLING_INTERVAL,
+			&interval, error, errlen);
+	if(rc == 0)
+		rc = paystream_general_number(general, "billing_timeout", 1, 300, PAYSTREAM_DEFAULT_BILLING_TIMEOUT,
+			&timeout, error, errlen);
+	if(rc == 0)
+		rc = paystream_general_number(general, "billing_retry_max", 1, 3600, PAYSTREAM_DEFAULT_RETRY_MAX,
+			&retry_max, error, errlen);
+	if(rc == 0)
+		rc = paystream_general_number(general, "spool_max_bytes", 4096, G_MAXINT64, PAYSTREAM_DEFAULT_SPOOL_MAX_BYTES,
+			&spool_max, error, errlen);
+	if(rc == 0)
+		rc = paystream_general_number(general, "tip_timeout", 1, 3600, PAYSTREAM_DEFAULT_TIP_TIMEOUT,
+			&tip_timeout, error, errlen);
+	g->billing_interval = (guint32)interval;
+	g->billing_timeout = (guint32)timeout;
+	g->retry_max = (guint32)retry_max;
+	g->spool_max_bytes = spool_max;
+	g->tip_timeout = (guint32)tip_timeout;
+	if(rc == 0 && g->billing_url != NULL && g->billing_secret == NULL) {
+		g_snprintf(error, errlen, "'billing_url' needs 'billing_secret' (the billing calls are signed)");
+		rc = PAYSTREAM_ERROR_MISSING_ELEMENT;
 	}
-	g->admin_key = g_strdup(key);
-	return 0;
+	if(rc == 0 && g->billing_url != NULL && g->spool_dir == NULL) {
+		g_snprintf(error, errlen, "'billing_url' needs 'spool_dir' (records are kept on disk until acknowledged)");
+		rc = PAYSTREAM_ERROR_MISSING_ELEMENT;
+	}
+	if(rc == 0 && g->billing_url != NULL && !g_str_has_prefix(g->billing_url, "http://") &&
+			!g_str_has_prefix(g->billing_url, "https://")) {
+		g_snprintf(error, errlen, "'billing_url' must start with http:// or https://");
+		rc = PAYSTREAM_ERROR_INVALID_ELEMENT;
+	}
+	if(rc == 0 && g->token_secret_previous != NULL && g->token_secret == NULL) {
+		g_snprintf(error, errlen, "'token_secret_previous' needs 'token_secret'");
+		rc = PAYSTREAM_ERROR_MISSING_ELEMENT;
+	}
+	if(rc != 0)
+		paystream_general_clear(g);
+	return rc;
+}
+
+gboolean paystream_general_can_bill(const paystream_general_settings *g) {
+	return g->billing_url != NULL && g->token_secret != NULL;
 }
 
 void paystream_general_clear(paystream_general_settings *g) {
 	g_free(g->admin_key);
+	g_free(g->token_secret);
+	g_free(g->token_secret_previous);
+	g_free(g->billing_url);
+	g_free(g->billing_secret);
+	g_free(g->instance);
+	g_free(g->spool_dir);
 	memset(g, 0, sizeof(*g));
 }

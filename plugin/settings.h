@@ -17,6 +17,13 @@
 #define PAYSTREAM_DEFAULT_CURRENCY "credits"
 #define PAYSTREAM_DEFAULT_FIR_FREQ 10
 #define PAYSTREAM_MAX_CODECS 5
+#define PAYSTREAM_DEFAULT_TICK_NOTIFY 1
+#define PAYSTREAM_DEFAULT_MIN_TIP 1
+#define PAYSTREAM_DEFAULT_BILLING_INTERVAL 1
+#define PAYSTREAM_DEFAULT_SPOOL_MAX_BYTES (64 * 1024 * 1024)
+#define PAYSTREAM_DEFAULT_TIP_TIMEOUT 30
+#define PAYSTREAM_DEFAULT_BILLING_TIMEOUT 5
+#define PAYSTREAM_DEFAULT_RETRY_MAX 30
 
 typedef struct paystream_room_settings {
 	char *room;
@@ -33,17 +40,36 @@ typedef struct paystream_room_settings {
 	guint32 fir_freq;		/* seconds, 0: no periodic keyframe request */
 	gint64 price_per_second;
 	char *currency;
+	guint32 tick_notify;	/* seconds between `tick` events to a viewer */
+	gint64 min_tip, max_tip;	/* max_tip 0: no limit */
 } paystream_room_settings;
 
 typedef struct paystream_general_settings {
 	char *admin_key;	/* NULL: create is open to any client */
+	char *token_secret;	/* NULL: no tokens, only free rooms */
+	char *token_secret_previous;	/* also accepted, during a rotation */
+	char *billing_url;	/* NULL: no billing, only free rooms */
+	char *billing_secret;
+	char *instance;		/* names this server in usage batches */
+	guint32 billing_interval;	/* seconds between usage batches */
+	guint32 billing_timeout;	/* seconds one billing call may take */
+	guint32 retry_max;	/* seconds: the cap of the retry backoff */
+	char *spool_dir;
+	guint64 spool_max_bytes;
+	guint32 tip_timeout;	/* seconds a tip is retried before it fails */
 } paystream_general_settings;
+
+/* TRUE when priced rooms can work: tokens can be checked and usage billed. */
+gboolean paystream_general_can_bill(const paystream_general_settings *g);
 
 /* Fill s from a validated `create` body (request.h checked the types).
  * Generates the room id and stream key when absent; *key_generated tells the
  * caller to return the key once. Returns 0 or an error code with text. */
 int paystream_settings_from_create(json_t *body, paystream_room_settings *s,
 	gboolean *key_generated, char *error, size_t errlen);
+
+/* The checks that involve several fields (min_tip <= max_tip). */
+int paystream_settings_check(const paystream_room_settings *s, char *error, size_t errlen);
 
 /* Apply the new_* fields of a validated `edit` body to s; all or nothing. */
 int paystream_settings_apply_edit(paystream_room_settings *s, json_t *body,

@@ -10,9 +10,11 @@
 
 #include "handlers.h"
 #include "ids.h"
+#include "metering.h"
 #include "negotiate.h"
 #include "plugin.h"
 #include "relay.h"
+#include "tips.h"
 
 static json_t *paystream_offer_jsep(char *sdp) {
 	json_t *jsep = json_pack("{ssss}", "type", "offer", "sdp", sdp);
@@ -39,14 +41,19 @@ void paystream_viewers_performer_live(paystream_room *room, paystream_performer 
 
 void paystream_viewer_remove(paystream_viewer *viewer, const char *reason) {
 	paystream_room *room = viewer->room;
+	paystream_outbox box = PAYSTREAM_OUTBOX_INIT;
 	janus_mutex_lock(&room->mutex);
 	gboolean removed = g_hash_table_lookup(room->viewers, viewer->viewer_id) == viewer;
 	if(removed) {
+		if(strcmp(reason, "kicked") == 0)
+			paystream_metering_stop_locked(viewer, reason, &box);
+		paystream_metering_finish_locked(viewer, reason);
 		janus_refcount_increase(&viewer->ref);
 		g_hash_table_remove(room->viewers, viewer->viewer_id);
 		g_atomic_int_set(&viewer->destroyed, 1);
 	}
 	janus_mutex_unlock(&room->mutex);
+	paystream_outbox_flush(&box);
 	paystream_session_clear_viewer(viewer->session, viewer);
 	if(removed) {
 		JANUS_LOG(LOG_VERB, "[paystream] viewer %s left room %s (%s)\n", viewer->viewer_id, room->id, reason);
@@ -81,7 +88,23 @@ static void paystream_watch(paystream_message *msg, paystream_result *result) {
 		paystream_fail(result, PAYSTREAM_ERROR_NO_SUCH_ROOM, "No such room '%s'", room_id);
 		return;
 	}
+	/* A token is the viewer's billable identity: needed in a priced room. */
+	const char *jwt = json_string_value(json_object_get(body, "token"));
 	const char *given_id = json_string_value(json_object_get(body, "viewer_id"));
+	paystream_token token;
+	memset(&token, 0, sizeof(token));
+	if(jwt != NULL) {
+		result->code = paystream_metering_check_token(jwt, room->id, PAYSTREAM_TOKEN_ROLE_VIEWER, &token,
+			result->text, sizeof(result->text));
+		if(result->code == 0 && given_id != NULL && strcmp(given_id, token.sub) != 0)
+			paystream_fail(result, PAYSTREAM_ERROR_INVALID_ELEMENT, "'viewer_id' must be the token's sub ('%s')", token.sub);
+		if(result->code != 0) {
+			paystream_token_clear(&token);
+			janus_refcount_decrease(&room->ref);
+			return;
+		}
+		given_id = token.sub;
+	}
 	char *viewer_id = given_id ? g_strdup(given_id) : paystream_random_uuid();
 	paystream_viewer *viewer = paystream_viewer_new(session, room, viewer_id,
 		json_string_value(json_object_get(body, "display")));
@@ -98,6 +121,14 @@ static void paystream_watch(paystream_message *msg, paystream_result *result) {
 	} else if(g_hash_table_contains(room->viewers, viewer->viewer_id)) {
 		paystream_fail(result, PAYSTREAM_ERROR_VIEWER_ID_TAKEN, "Another viewer of room '%s' is '%s'",
 			room->id, viewer->viewer_id);
+	} else if(room->settings.price_per_second > 0 && !paystream_general_can_bill(&paystream_general)) {
+		paystream_fail(result, PAYSTREAM_ERROR_BILLING_UNAVAILABLE,
+			"Room '%s' is priced but this server has no billing configured", room->id);
+	} else if(room->settings.price_per_second > 0 && jwt == NULL) {
+		paystream_fail(result, PAYSTREAM_ERROR_TOKEN_REQUIRED, "Room '%s' is priced: watch with a viewer token", room->id);
+	} else if(jwt != NULL && (result->code = paystream_metering_begin_locked(viewer, &token)) != 0) {
+		g_snprintf(result->text, sizeof(result->text), "%s", result->code == PAYSTREAM_ERROR_INVALID_TOKEN ?
+			"Token refused: its budget does not pay for one second" : "The billing spool is full: try again later");
 	} else {
 		janus_refcount_increase(&viewer->ref);	/* the room's */
 		g_hash_table_insert(room->viewers, viewer->viewer_id, viewer);
@@ -117,6 +148,7 @@ static void paystream_watch(paystream_message *msg, paystream_result *result) {
 			/* The handle went away while we worked: its hang-up cleanup may
 			 * have run before the viewer was attached, so undo it here. */
 			paystream_viewer_remove(viewer, "hangup");
+			paystream_token_clear(&token);
 			janus_refcount_decrease(&viewer->ref);
 			janus_refcount_decrease(&room->ref);
 			return;
@@ -124,11 +156,18 @@ static void paystream_watch(paystream_message *msg, paystream_result *result) {
 		json_t *event = paystream_event_new("watching", room->id);
 		json_object_set_new(event, "viewer_id", json_string(viewer->viewer_id));
 		json_object_set_new(event, "status", json_string(jsep ? "live" : "waiting"));
+		if(viewer->session_id != NULL)
+			json_object_set_new(event, "session", json_string(viewer->session_id));
+		janus_mutex_lock(&room->mutex);
+		json_object_set_new(event, "price_per_second", json_integer(room->settings.price_per_second));
+		json_object_set_new(event, "currency", json_string(room->settings.currency));
+		janus_mutex_unlock(&room->mutex);
 		paystream_push(session, msg->transaction, event, jsep);
 		json_t *fields = json_pack("{ss}", "viewer_id", viewer->viewer_id);
 		json_object_set_new(fields, "display", viewer->display ? json_string(viewer->display) : json_null());
 		paystream_notify(session, "viewer_watching", room->id, fields);
 	}
+	paystream_token_clear(&token);
 	janus_refcount_decrease(&viewer->ref);
 	janus_refcount_decrease(&room->ref);
 }
@@ -167,6 +206,11 @@ static void paystream_start(paystream_message *msg, paystream_viewer *viewer, pa
 
 static void paystream_pause_resume(paystream_message *msg, paystream_viewer *viewer, gboolean pause,
 		paystream_result *result) {
+	if(!pause && g_atomic_int_get(&viewer->stopped)) {
+		paystream_fail(result, PAYSTREAM_ERROR_STOPPED, "This viewing session was stopped (%s)",
+			viewer->meter.stop_reason ? viewer->meter.stop_reason : "stopped");
+		return;
+	}
 	if(!paystream_viewer_apply(viewer, pause ? PAYSTREAM_VIEWER_EV_PAUSE : PAYSTREAM_VIEWER_EV_RESUME)) {
 		paystream_fail(result, PAYSTREAM_ERROR_WRONG_STATE, "'%s' needs a started viewer", msg->spec->name);
 		return;
@@ -201,6 +245,35 @@ static void paystream_viewer_configure(paystream_message *msg, paystream_viewer 
 		paystream_viewer_keyframe(viewer, "viewer changed substream");
 }
 
+static void paystream_refresh(paystream_message *msg, paystream_viewer *viewer, paystream_result *result) {
+	paystream_token token;
+	const char *jwt = json_string_value(json_object_get(msg->body, "token"));
+	if(viewer->session_id == NULL) {
+		paystream_fail(result, PAYSTREAM_ERROR_WRONG_STATE, "refresh needs a viewer who watches with a token");
+		return;
+	}
+	result->code = paystream_metering_check_token(jwt, viewer->room->id, PAYSTREAM_TOKEN_ROLE_VIEWER, &token,
+		result->text, sizeof(result->text));
+	if(result->code != 0)
+		return;
+	if(strcmp(token.sub, viewer->billing_id) != 0) {
+		paystream_fail(result, PAYSTREAM_ERROR_INVALID_TOKEN, "Token refused: it is for another viewer");
+		paystream_token_clear(&token);
+		return;
+	}
+	janus_mutex_lock(&viewer->room->mutex);
+	gboolean restarted = paystream_metering_refresh_locked(viewer, &token);
+	janus_mutex_unlock(&viewer->room->mutex);
+	json_t *event = paystream_event_new("refreshed", viewer->room->id);
+	json_object_set_new(event, "exp", json_integer(token.exp));
+	json_object_set_new(event, "budget", token.has_budget ? json_integer(token.budget) : json_null());
+	json_object_set_new(event, "resumed", json_boolean(restarted));
+	paystream_push(msg->session, msg->transaction, event, NULL);
+	if(restarted)
+		paystream_viewer_keyframe(viewer, "viewer refreshed its token");
+	paystream_token_clear(&token);
+}
+
 void paystream_viewer_request(paystream_message *msg, paystream_result *result) {
 	if(msg->spec->type == PAYSTREAM_REQUEST_WATCH) {
 		paystream_watch(msg, result);
@@ -223,6 +296,12 @@ void paystream_viewer_request(paystream_message *msg, paystream_result *result) 
 			break;
 		case PAYSTREAM_REQUEST_CONFIGURE:
 			paystream_viewer_configure(msg, viewer, result);
+			break;
+		case PAYSTREAM_REQUEST_REFRESH:
+			paystream_refresh(msg, viewer, result);
+			break;
+		case PAYSTREAM_REQUEST_TIP:
+			paystream_tip_request(msg, viewer, result);
 			break;
 		case PAYSTREAM_REQUEST_LEAVE:
 			paystream_viewer_remove(viewer, "left");

@@ -175,5 +175,27 @@ int main(void) {
 	ok(seq_ok, "record seqs are 1, 2, 3... without gaps");
 	ok(amounts_ok, "each record's amount is its seconds x price");
 	paystream_meter_clear(&m);
+	/* A record the spool refused goes back: nothing lost, seq reused. */
+	{
+		paystream_meter pb;
+		gint64 t = 1000000;
+		paystream_meter_init(&pb, 5, "credits", PAYSTREAM_METER_NO_BUDGET);
+		run(&pb, &watching, 3, &t);
+		paystream_meter_record r1, r2;
+		ok(paystream_meter_take_record(&pb, &r1), "take a record to put back");
+		run(&pb, &watching, 2, &t);
+		paystream_meter_put_back(&pb, &r1);
+		ok(paystream_meter_take_record(&pb, &r2), "take it again with the newer seconds");
+		is_int(r2.seq, r1.seq, "the seq is reused");
+		is_int(r2.seconds, 5, "3 put back + 2 newer seconds");
+		is_int(r2.amount, 25, "their amount");
+		is_int(r2.start_ms, r1.start_ms, "the span starts where the put-back record started");
+		paystream_meter_record r3;
+		run(&pb, &watching, 1, &t);
+		ok(paystream_meter_take_record(&pb, &r3), "a newer record");
+		paystream_meter_put_back(&pb, &r2);
+		is_int(pb.pending_seconds, 0, "an older record cannot be put back");
+		paystream_meter_clear(&pb);
+	}
 	return done_testing();
 }

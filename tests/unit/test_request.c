@@ -50,7 +50,16 @@ int main(void) {
 	check("{\"request\": \"create\", \"unknown_field\": [1]}", 0, "unknown fields are ignored");
 	check("{\"request\": \"destroy\"}", PAYSTREAM_ERROR_MISSING_ELEMENT, "destroy needs room");
 	check("{\"request\": \"exists\", \"room\": null}", PAYSTREAM_ERROR_MISSING_ELEMENT, "null counts as missing");
-	check("{\"request\": \"publish\", \"room\": \"r\"}", PAYSTREAM_ERROR_MISSING_ELEMENT, "publish needs stream_key");
+	check("{\"request\": \"publish\", \"stream_key\": \"k\"}", PAYSTREAM_ERROR_MISSING_ELEMENT, "publish needs room");
+	check("{\"request\": \"publish\", \"room\": \"r\", \"token\": \"\"}", PAYSTREAM_ERROR_INVALID_ELEMENT, "empty token");
+	check("{\"request\": \"tip\"}", PAYSTREAM_ERROR_MISSING_ELEMENT, "tip needs amount");
+	check("{\"request\": \"tip\", \"amount\": -5}", PAYSTREAM_ERROR_INVALID_ELEMENT, "negative tip");
+	check("{\"request\": \"tip\", \"amount\": 5, \"message\": \"line\\nbreak\"}", PAYSTREAM_ERROR_INVALID_ELEMENT, "control character in a tip message");
+	check("{\"request\": \"tip\", \"amount\": 5, \"tip_id\": \"a b\"}", PAYSTREAM_ERROR_INVALID_ELEMENT, "bad tip_id");
+	check("{\"request\": \"tip\", \"amount\": 5, \"message\": \"<img src=x onerror=alert(1)>\", \"tip_id\": \"t-1\"}", 0, "markup is text, not refused");
+	check("{\"request\": \"refresh\"}", PAYSTREAM_ERROR_MISSING_ELEMENT, "refresh needs token");
+	check("{\"request\": \"stats\"}", 0, "stats");
+	check("{\"request\": \"create\", \"tick_notify\": 3601}", PAYSTREAM_ERROR_INVALID_ELEMENT, "tick_notify above an hour");
 	check("{\"request\": \"publish\", \"room\": \"r\", \"stream_key\": \"k\", \"takeover\": 1}",
 		PAYSTREAM_ERROR_INVALID_ELEMENT, "takeover must be boolean");
 	check("{\"request\": \"watch\", \"room\": \"r\", \"viewer_id\": \"a b\"}", PAYSTREAM_ERROR_INVALID_ELEMENT, "bad viewer id");

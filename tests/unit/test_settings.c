@@ -115,5 +115,45 @@ int main(void) {
 	is_str(g.admin_key, "k", "admin_key kept");
 	paystream_general_clear(&g);
 	json_decref(entry);
+	/* Tips and tick events. */
+	body = load("{\"min_tip\": 10, \"max_tip\": 5}");
+	is_int(paystream_settings_from_create(body, &s, &generated, error, sizeof(error)), PAYSTREAM_ERROR_INVALID_ELEMENT, "max_tip below min_tip");
+	json_decref(body);
+	body = load("{\"min_tip\": 0}");
+	is_int(paystream_settings_from_create(body, &s, &generated, error, sizeof(error)), PAYSTREAM_ERROR_INVALID_ELEMENT, "min_tip 0");
+	json_decref(body);
+	body = load("{\"room\": \"t\", \"stream_key\": \"abcdefgh\", \"tick_notify\": 5, \"min_tip\": 2, \"max_tip\": 500}");
+	is_int(paystream_settings_from_create(body, &s, &generated, error, sizeof(error)), 0, "tip bounds and tick_notify");
+	json_decref(body);
+	entry = paystream_settings_to_config(&s);
+	is_int(paystream_settings_from_config(entry, &back, error, sizeof(error)), 0, "they survive the config file");
+	is_int(back.tick_notify, 5, "tick_notify survives");
+	is_int((int)back.max_tip, 500, "max_tip survives");
+	paystream_settings_clear(&back);
+	json_decref(entry);
+	body = load("{\"new_max_tip\": 1}");
+	is_int(paystream_settings_apply_edit(&s, body, error, sizeof(error)), PAYSTREAM_ERROR_INVALID_ELEMENT, "an edit below min_tip is refused");
+	json_decref(body);
+	paystream_settings_clear(&s);
+
+	/* The general section's billing keys. */
+	entry = load("{\"billing_url\": \"http://127.0.0.1:8090\"}");
+	is_int(paystream_general_from_config(entry, &g, error, sizeof(error)), PAYSTREAM_ERROR_MISSING_ELEMENT, "billing_url needs billing_secret");
+	json_decref(entry);
+	entry = load("{\"billing_url\": \"ftp://x\", \"billing_secret\": \"s\", \"spool_dir\": \"/tmp/x\"}");
+	is_int(paystream_general_from_config(entry, &g, error, sizeof(error)), PAYSTREAM_ERROR_INVALID_ELEMENT, "billing_url must be http(s)");
+	json_decref(entry);
+	entry = load("{\"billing_interval\": \"0\"}");
+	is_int(paystream_general_from_config(entry, &g, error, sizeof(error)), PAYSTREAM_ERROR_INVALID_ELEMENT, "billing_interval 0 refused");
+	json_decref(entry);
+	entry = load("{\"billing_url\": \"http://127.0.0.1:8090/\", \"billing_secret\": \"s\", \"spool_dir\": \"/tmp/x\", "
+		"\"token_secret\": \"t\", \"billing_interval\": \"2\", \"spool_max_bytes\": \"100000\"}");
+	is_int(paystream_general_from_config(entry, &g, error, sizeof(error)), 0, "a billing configuration");
+	ok(paystream_general_can_bill(&g), "it can bill");
+	is_int(g.billing_interval, 2, "billing_interval read");
+	is_int((int)g.spool_max_bytes, 100000, "spool_max_bytes read");
+	is_int(g.tip_timeout, 30, "tip_timeout defaults to 30 s");
+	paystream_general_clear(&g);
+	json_decref(entry);
 	return done_testing();
 }

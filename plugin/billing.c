@@ -1,0 +1,477 @@
+/* billing.c - the billing threads, the spool they drain, and the HTTP calls
+ * (see billing.h).
+ *
+ * Usage: every billing_interval the usage thread takes up to
+ * PAYSTREAM_BATCH_MAX pending records from the spool as a batch (recorded in
+ * the spool before it is sent), POSTs it, and on a 2xx acknowledges it and
+ * applies the service's stop list. On anything else it retries that same
+ * batch with backoff. Batches left unacknowledged by a previous run go first,
+ * unchanged. While a backlog remains it sends without waiting.
+ * Tips: the tip thread sends each spooled tip at once, retries with backoff
+ * until tip_timeout, then reports it failed and stops retrying it. */
+#include "billing.h"
+
+#include <string.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <openssl/rand.h>
+
+#include <debug.h>
+#include <utils.h>
+
+#include "backoff.h"
+#include "errors.h"
+#include "ids.h"
+#include "notify.h"
+#include "signature.h"
+#include "spool.h"
+
+#define PAYSTREAM_BATCH_MAX 1000
+#define PAYSTREAM_RETRY_BASE_MS 250
+#define PAYSTREAM_RESPONSE_MAX (64 * 1024)
+
+static paystream_billing_callbacks paystream_callbacks;
+static paystream_spool *paystream_billing_spool;
+static char *paystream_billing_url, *paystream_billing_secret, *paystream_billing_instance;
+static guint32 paystream_billing_interval, paystream_billing_timeout, paystream_retry_max, paystream_tip_timeout;
+static guint64 paystream_spool_max;
+
+static GMutex paystream_billing_mutex;		/* guards everything below */
+static GCond paystream_billing_wake;
+static gboolean paystream_billing_running;
+static GThread *paystream_usage_thread, *paystream_tips_thread;
+static GHashTable *paystream_tips_due;		/* tip_id -> first attempt (monotonic us) */
+static gint64 paystream_last_success;		/* unix ms of the last 2xx, 0: none */
+static guint paystream_failures;			/* consecutive failed usage calls */
+static guint paystream_inflight_records;	/* in the batch being sent */
+static gboolean paystream_spool_full;
+
+gboolean paystream_billing_enabled(void) {
+	return paystream_billing_spool != NULL;
+}
+
+/* ---- HTTP ------------------------------------------------------------ */
+
+static size_t paystream_curl_write(char *data, size_t size, size_t nmemb, void *user) {
+	GString *response = user;
+	size_t n = size * nmemb;
+	if(response->len + n > PAYSTREAM_RESPONSE_MAX)
+		return 0;	/* a reply this large is not the contract's: fail the call */
+	g_string_append_len(response, data, n);
+	return n;
+}
+
+/* POST body to billing_url + path; returns the HTTP status, or 0 when no
+ * reply came (timeout, connection error), with the reply's body in response. */
+static long paystream_post(CURL *curl, const char *path, const char *key, const char *body, GString *response) {
+	char *url = g_strdup_printf("%s%s", paystream_billing_url, path);
+	char *signature = paystream_signature_header(paystream_billing_secret, time(NULL), body, strlen(body));
+	char *h_key = g_strdup_printf("Idempotency-Key: %s", key);
+	char *h_sig = g_strdup_printf("X-Paystream-Signature: %s", signature);
+	struct curl_slist *headers = curl_slist_append(NULL, "Content-Type: application/json");
+	headers = curl_slist_append(headers, h_key);
+	headers = curl_slist_append(headers, h_sig);
+	headers = curl_slist_append(headers, "Expect:");
+	g_string_truncate(response, 0);
+	curl_easy_setopt(curl, CURLOPT_URL, url);
+	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+	curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, paystream_curl_write);
+	curl_easy_setopt(curl, CURLOPT_WRITEDATA, response);
+	curl_easy_setopt(curl, CURLOPT_TIMEOUT, (long)paystream_billing_timeout);
+	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, (long)paystream_billing_timeout);
+	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(curl, CURLOPT_USERAGENT, "paystream/" PACKAGE_VERSION);
+	long status = 0;
+	CURLcode rc = curl_easy_perform(curl);
+	if(rc == CURLE_OK)
+		curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+	else
+		JANUS_LOG(LOG_WARN, "[paystream] billing call %s failed: %s\n", path, curl_easy_strerror(rc));
+	curl_slist_free_all(headers);
+	g_free(h_sig);
+	g_free(h_key);
+	g_free(signature);
+	g_free(url);
+	return status;
+}
+
+/* Sleep until woken, stopped, or ms passed; returns FALSE when stopping. */
+static gboolean paystream_billing_wait_ms(guint ms) {
+	gint64 until = g_get_monotonic_time() + (gint64)ms * 1000;
+	g_mutex_lock(&paystream_billing_mutex);
+	/* A wake-up (a new tip, a stop) or a spurious one only makes the caller
+	 * look for work early. */
+	if(paystream_billing_running && ms > 0)
+		g_cond_wait_until(&paystream_billing_wake, &paystream_billing_mutex, until);
+	gboolean running = paystream_billing_running;
+	g_mutex_unlock(&paystream_billing_mutex);
+	return running;
+}
+
+static gboolean paystream_billing_is_running(void) {
+	g_mutex_lock(&paystream_billing_mutex);
+	gboolean running = paystream_billing_running;
+	g_mutex_unlock(&paystream_billing_mutex);
+	return running;
+}
+
+static guint paystream_retry_delay(guint attempt) {
+	guint32 r;
+	RAND_bytes((unsigned char *)&r, sizeof(r));
+	return paystream_backoff_delay_ms(attempt, PAYSTREAM_RETRY_BASE_MS, paystream_retry_max * 1000, r);
+}
+
+/* ---- usage --------------------------------------------------------- */
+
+static void paystream_apply_stops(const char *reply) {
+	json_t *root = reply && *reply ? json_loads(reply, 0, NULL) : NULL;
+	json_t *stops = json_object_get(root, "stop");
+	size_t i;
+	json_t *stop;
+	json_array_foreach(stops, i, stop) {
+		const char *session = json_string_value(json_object_get(stop, "session"));
+		const char *reason = json_string_value(json_object_get(stop, "reason"));
+		if(session != NULL && paystream_callbacks.stop_session != NULL)
+			paystream_callbacks.stop_session(session, reason ? reason : "insufficient_funds");
+	}
+	if(root != NULL)
+		json_decref(root);
+}
+
+static void paystream_note_failure(long status, const char *what) {
+	g_mutex_lock(&paystream_billing_mutex);
+	guint failures = ++paystream_failures;
+	g_mutex_unlock(&paystream_billing_mutex);
+	/* The first failure and every tenth after it reach event handlers. */
+	if(failures == 1 || failures % 10 == 0) {
+		JANUS_LOG(LOG_WARN, "[paystream] billing service: %s failed (HTTP %ld), %u in a row\n", what, status, failures);
+		paystream_notify(NULL, "billing_failed", NULL,
+			json_pack("{sssIsI}", "call", what, "status", (json_int_t)status, "consecutive_failures", (json_int_t)failures));
+	}
+}
+
+static void paystream_note_success(void) {
+	g_mutex_lock(&paystream_billing_mutex);
+	guint failures = paystream_failures;
+	paystream_failures = 0;
+	paystream_last_success = janus_get_real_time() / 1000;
+	g_mutex_unlock(&paystream_billing_mutex);
+	if(failures > 0) {
+		JANUS_LOG(LOG_INFO, "[paystream] billing service reachable again after %u failure(s)\n", failures);
+		paystream_notify(NULL, "billing_recovered", NULL, json_pack("{sI}", "failures", (json_int_t)failures));
+	}
+}
+
+/* Send one batch until the service takes it or the plugin stops. */
+static void paystream_send_batch(CURL *curl, const char *batch_id, json_t *records) {
+	json_t *body = json_object();
+	json_object_set_new(body, "batch_id", json_string(batch_id));
+	json_object_set_new(body, "instance", json_string(paystream_billing_instance));
+	json_object_set_new(body, "sent_at", json_integer(janus_get_real_time() / 1000));
+	json_object_set(body, "records", records);
+	/* The body is built once: a retry sends exactly the same bytes. */
+	char *text = json_dumps(body, JSON_COMPACT);
+	json_decref(body);
+	g_mutex_lock(&paystream_billing_mutex);
+	paystream_inflight_records = json_array_size(records);
+	g_mutex_unlock(&paystream_billing_mutex);
+	GString *response = g_string_new(NULL);
+	for(guint attempt = 0; paystream_billing_is_running(); attempt++) {
+		long status = paystream_post(curl, "/v1/usage", batch_id, text, response);
+		if(status >= 200 && status < 300) {
+			paystream_spool_ack_batch(paystream_billing_spool, batch_id);
+			paystream_note_success();
+			paystream_apply_stops(response->str);
+			break;
+		}
+		if(status >= 400 && status < 500 && status != 408 && status != 429)
+			JANUS_LOG(LOG_ERR, "[paystream] billing service refused batch %s (HTTP %ld): %.200s\n",
+				batch_id, status, response->str);
+		paystream_note_failure(status, "usage");
+		if(!paystream_billing_wait_ms(paystream_retry_delay(attempt)))
+			break;
+	}
+	g_mutex_lock(&paystream_billing_mutex);
+	paystream_inflight_records = 0;
+	g_mutex_unlock(&paystream_billing_mutex);
+	g_string_free(response, TRUE);
+	free(text);
+}
+
+static gpointer paystream_usage_loop(gpointer data) {
+	CURL *curl = curl_easy_init();
+	/* Batches a previous run spooled but did not get acknowledged go first. */
+	json_t *unacked = paystream_spool_unacked_batches(paystream_billing_spool);
+	size_t i;
+	json_t *batch;
+	json_array_foreach(unacked, i, batch) {
+		if(!paystream_billing_is_running())
+			break;
+		JANUS_LOG(LOG_INFO, "[paystream] re-sending spooled batch %s\n",
+			json_string_value(json_object_get(batch, "batch_id")));
+		paystream_send_batch(curl, json_string_value(json_object_get(batch, "batch_id")),
+			json_object_get(batch, "records"));
+	}
+	json_decref(unacked);
+	while(paystream_billing_is_running()) {
+		char *batch_id = NULL;
+		json_t *records = NULL;
+		int rc = paystream_spool_begin_batch(paystream_billing_spool, PAYSTREAM_BATCH_MAX, &batch_id, &records);
+		if(rc == PAYSTREAM_SPOOL_OK) {
+			paystream_send_batch(curl, batch_id, records);
+			g_free(batch_id);
+			json_decref(records);
+			if(paystream_spool_pending_count(paystream_billing_spool) > 0)
+				continue;	/* a backlog: drain it without waiting */
+		} else if(rc != PAYSTREAM_SPOOL_ERR_EMPTY) {
+			JANUS_LOG(LOG_ERR, "[paystream] spool: cannot start a batch: %s\n", paystream_spool_status_name(rc));
+		}
+		/* Keep the journal small once it has been drained. */
+		if(paystream_spool_bytes(paystream_billing_spool) > paystream_spool_max / 2)
+			paystream_spool_compact(paystream_billing_spool);
+		g_mutex_lock(&paystream_billing_mutex);
+		if(paystream_spool_full && paystream_spool_bytes(paystream_billing_spool) < paystream_spool_max / 2) {
+			paystream_spool_full = FALSE;
+			JANUS_LOG(LOG_INFO, "[paystream] spool drained: priced sessions accepted again\n");
+		}
+		g_mutex_unlock(&paystream_billing_mutex);
+		paystream_billing_wait_ms(paystream_billing_interval * 1000);
+	}
+	curl_easy_cleanup(curl);
+	return NULL;
+}
+
+/* ---- tips ----------------------------------------------------------- */
+
+/* Send one tip once; returns TRUE when it is settled (accepted, declined). */
+static gboolean paystream_send_tip(CURL *curl, const char *tip_id, json_t *tip, GString *response) {
+	char *text = json_dumps(tip, JSON_COMPACT | JSON_SORT_KEYS);
+	long status = paystream_post(curl, "/v1/tips", tip_id, text, response);
+	free(text);
+	const char *outcome = NULL;
+	char *reason = NULL;
+	if(status >= 200 && status < 300) {
+		outcome = "accepted";
+	} else if(status == 402 || status == 409) {
+		json_t *root = json_loads(response->str, 0, NULL);
+		const char *r = json_string_value(json_object_get(root, "reason"));
+		reason = g_strdup(r ? r : (status == 409 ? "conflict" : "declined"));
+		if(root)
+			json_decref(root);
+		outcome = "declined";
+	}
+	if(outcome == NULL) {
+		paystream_note_failure(status, "tip");
+		return FALSE;
+	}
+	paystream_note_success();
+	paystream_spool_ack_tip(paystream_billing_spool, tip_id);
+	paystream_spool_commit(paystream_billing_spool);
+	if(paystream_callbacks.tip_result)
+		paystream_callbacks.tip_result(tip, outcome, reason);
+	g_free(reason);
+	return TRUE;
+}
+
+static gpointer paystream_tips_loop(gpointer data) {
+	CURL *curl = curl_easy_init();
+	GString *response = g_string_new(NULL);
+	guint attempt = 0;
+	while(paystream_billing_is_running()) {
+		json_t *tips = paystream_spool_unacked_tips(paystream_billing_spool);
+		gboolean all_settled = TRUE;
+		size_t i;
+		json_t *entry;
+		json_array_foreach(tips, i, entry) {
+			const char *tip_id = json_string_value(json_object_get(entry, "tip_id"));
+			json_t *tip = json_object_get(entry, "tip");
+			gint64 now = g_get_monotonic_time();
+			g_mutex_lock(&paystream_billing_mutex);
+			gint64 *first = g_hash_table_lookup(paystream_tips_due, tip_id);
+			if(first == NULL) {
+				first = g_new(gint64, 1);
+				*first = now;
+				g_hash_table_insert(paystream_tips_due, g_strdup(tip_id), first);
+			}
+			gboolean expired = now - *first > (gint64)paystream_tip_timeout * G_USEC_PER_SEC;
+			g_mutex_unlock(&paystream_billing_mutex);
+			gboolean settled = FALSE;
+			if(expired) {
+				/* Not confirmed in time: the tipper is told it failed and it is
+				 * not retried any more. The service's ledger stays the truth. */
+				JANUS_LOG(LOG_WARN, "[paystream] tip %s not confirmed within %us: failed\n", tip_id, paystream_tip_timeout);
+				paystream_spool_ack_tip(paystream_billing_spool, tip_id);
+				paystream_spool_commit(paystream_billing_spool);
+				if(paystream_callbacks.tip_result)
+					paystream_callbacks.tip_result(tip, "failed", "billing_unreachable");
+				settled = TRUE;
+			} else {
+				settled = paystream_send_tip(curl, tip_id, tip, response);
+			}
+			if(settled) {
+				g_mutex_lock(&paystream_billing_mutex);
+				g_hash_table_remove(paystream_tips_due, tip_id);
+				g_mutex_unlock(&paystream_billing_mutex);
+			} else {
+				all_settled = FALSE;
+			}
+		}
+		gboolean none = json_array_size(tips) == 0;
+		json_decref(tips);
+		if(none || all_settled) {
+			attempt = 0;
+			/* Nothing to retry: sleep until a new tip wakes us. */
+			paystream_billing_wait_ms(none ? 60 * 1000 : 0);
+		} else {
+			paystream_billing_wait_ms(MIN(paystream_retry_delay(attempt++), 2000));
+		}
+	}
+	g_string_free(response, TRUE);
+	curl_easy_cleanup(curl);
+	return NULL;
+}
+
+/* ---- what the rest of the plugin calls ------------------------------ */
+
+int paystream_billing_record(json_t *record) {
+	if(paystream_billing_spool == NULL)
+		return PAYSTREAM_ERROR_BILLING_UNAVAILABLE;
+	int rc = paystream_spool_append(paystream_billing_spool, record, NULL);
+	if(rc == PAYSTREAM_SPOOL_OK)
+		return 0;
+	g_mutex_lock(&paystream_billing_mutex);
+	gboolean first = !paystream_spool_full;
+	if(rc == PAYSTREAM_SPOOL_ERR_FULL)
+		paystream_spool_full = TRUE;
+	g_mutex_unlock(&paystream_billing_mutex);
+	if(first) {
+		JANUS_LOG(LOG_ERR, "[paystream] spool: cannot append a record: %s\n", paystream_spool_status_name(rc));
+		paystream_notify(NULL, "spool_error", NULL, json_pack("{sssI}", "error", paystream_spool_status_name(rc),
+			"spool_bytes", (json_int_t)paystream_spool_bytes(paystream_billing_spool)));
+	}
+	return PAYSTREAM_ERROR_BILLING_UNAVAILABLE;
+}
+
+int paystream_billing_commit(void) {
+	if(paystream_billing_spool == NULL)
+		return 0;
+	int rc = paystream_spool_commit(paystream_billing_spool);
+	if(rc != PAYSTREAM_SPOOL_OK) {
+		JANUS_LOG(LOG_ERR, "[paystream] spool: commit failed: %s\n", paystream_spool_status_name(rc));
+		return -1;
+	}
+	return 0;
+}
+
+gboolean paystream_billing_accepting(void) {
+	if(paystream_billing_spool == NULL)
+		return FALSE;
+	g_mutex_lock(&paystream_billing_mutex);
+	gboolean full = paystream_spool_full;
+	g_mutex_unlock(&paystream_billing_mutex);
+	return !full;
+}
+
+int paystream_billing_tip(const char *tip_id, json_t *tip) {
+	if(paystream_billing_spool == NULL)
+		return PAYSTREAM_ERROR_BILLING_UNAVAILABLE;
+	int rc = paystream_spool_append_tip(paystream_billing_spool, tip_id, tip);
+	if(rc == PAYSTREAM_SPOOL_ERR_DUPLICATE)
+		return PAYSTREAM_ERROR_INVALID_TIP;
+	if(rc != PAYSTREAM_SPOOL_OK)
+		return PAYSTREAM_ERROR_BILLING_UNAVAILABLE;
+	g_mutex_lock(&paystream_billing_mutex);
+	g_cond_broadcast(&paystream_billing_wake);
+	g_mutex_unlock(&paystream_billing_mutex);
+	return 0;
+}
+
+json_t *paystream_billing_stats(void) {
+	json_t *stats = json_object();
+	json_object_set_new(stats, "enabled", json_boolean(paystream_billing_spool != NULL));
+	if(paystream_billing_spool == NULL)
+		return stats;
+	g_mutex_lock(&paystream_billing_mutex);
+	json_object_set_new(stats, "queue_depth", json_integer(paystream_spool_pending_count(paystream_billing_spool) +
+		paystream_inflight_records));
+	json_object_set_new(stats, "last_success", paystream_last_success ? json_integer(paystream_last_success) : json_null());
+	json_object_set_new(stats, "consecutive_failures", json_integer(paystream_failures));
+	json_object_set_new(stats, "tips_in_flight", json_integer(g_hash_table_size(paystream_tips_due)));
+	json_object_set_new(stats, "accepting_sessions", json_boolean(!paystream_spool_full));
+	g_mutex_unlock(&paystream_billing_mutex);
+	json_object_set_new(stats, "spool_bytes", json_integer(paystream_spool_bytes(paystream_billing_spool)));
+	json_object_set_new(stats, "spool_max_bytes", json_integer(paystream_spool_max));
+	return stats;
+}
+
+int paystream_billing_start(const paystream_general_settings *general, const paystream_billing_callbacks *callbacks,
+		char *error, size_t errlen) {
+	if(general->billing_url == NULL)
+		return 0;
+	paystream_spool_report report = { 0 };
+	GError *gerror = NULL;
+	paystream_billing_spool = paystream_spool_open(general->spool_dir, general->spool_max_bytes, &report, &gerror);
+	if(paystream_billing_spool == NULL) {
+		g_snprintf(error, errlen, "cannot open the spool in %s: %s", general->spool_dir,
+			gerror ? gerror->message : "unknown error");
+		g_clear_error(&gerror);
+		return -1;
+	}
+	if(report.dropped_bytes > 0) {
+		JANUS_LOG(LOG_ERR, "[paystream] spool: %" G_GUINT64_FORMAT " unreadable bytes (%" G_GUINT64_FORMAT
+			" lines) at the end of the journal were not replayed%s%s\n", report.dropped_bytes, report.dropped_lines,
+			report.dropped_path ? "; saved to " : "", report.dropped_path ? report.dropped_path : "");
+		paystream_notify(NULL, "spool_corrupt", NULL, json_pack("{sIsIss?}", "dropped_bytes", (json_int_t)report.dropped_bytes,
+			"dropped_lines", (json_int_t)report.dropped_lines, "saved_to", report.dropped_path));
+	}
+	JANUS_LOG(LOG_INFO, "[paystream] spool: %u pending record(s), %u unacknowledged batch(es), %u tip(s) to send\n",
+		report.pending_records, report.unacked_batches, report.unacked_tips);
+	paystream_spool_report_clear(&report);
+	paystream_callbacks = *callbacks;
+	paystream_billing_url = g_strdup(general->billing_url);
+	/* A trailing slash would make "//v1/usage". */
+	while(g_str_has_suffix(paystream_billing_url, "/"))
+		paystream_billing_url[strlen(paystream_billing_url) - 1] = '\0';
+	paystream_billing_secret = g_strdup(general->billing_secret);
+	if(general->instance) {
+		paystream_billing_instance = g_strdup(general->instance);
+	} else {
+		char host[256] = "janus";
+		gethostname(host, sizeof(host) - 1);
+		paystream_billing_instance = g_strdup(host);
+	}
+	paystream_billing_interval = general->billing_interval;
+	paystream_billing_timeout = general->billing_timeout;
+	paystream_retry_max = general->retry_max;
+	paystream_tip_timeout = general->tip_timeout;
+	paystream_spool_max = general->spool_max_bytes;
+	paystream_tips_due = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	paystream_billing_running = TRUE;
+	paystream_usage_thread = g_thread_new("paystream usage", paystream_usage_loop, NULL);
+	paystream_tips_thread = g_thread_new("paystream tips", paystream_tips_loop, NULL);
+	return 0;
+}
+
+void paystream_billing_stop(void) {
+	if(paystream_billing_spool == NULL)
+		return;
+	g_mutex_lock(&paystream_billing_mutex);
+	paystream_billing_running = FALSE;
+	g_cond_broadcast(&paystream_billing_wake);
+	g_mutex_unlock(&paystream_billing_mutex);
+	g_thread_join(paystream_usage_thread);
+	g_thread_join(paystream_tips_thread);
+	paystream_spool_close(paystream_billing_spool);
+	paystream_billing_spool = NULL;
+	g_hash_table_destroy(paystream_tips_due);
+	paystream_tips_due = NULL;
+	g_free(paystream_billing_url);
+	g_free(paystream_billing_secret);
+	g_free(paystream_billing_instance);
+	paystream_billing_url = paystream_billing_secret = paystream_billing_instance = NULL;
+	curl_global_cleanup();
+}

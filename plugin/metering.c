@@ -1,0 +1,365 @@
+/* metering.c - viewing sessions, the ticker, and the records they spool
+ * (see metering.h). */
+#include "metering.h"
+
+#include <string.h>
+#include <time.h>
+
+#include <debug.h>
+#include <utils.h>
+
+#include "billing.h"
+#include "errors.h"
+#include "ids.h"
+#include "plugin.h"
+
+static GThread *paystream_ticker_thread;
+static GMutex paystream_ticker_mutex;
+static GCond paystream_ticker_cond;
+static gboolean paystream_ticker_running;
+/* Records the spool refused (it was full), kept in order until it has room. */
+static GQueue paystream_backlog = G_QUEUE_INIT;
+static GMutex paystream_backlog_mutex;
+
+/* ---- records -------------------------------------------------------- */
+
+static json_t *paystream_record_new(const paystream_viewer *viewer, const char *type, const char *suffix) {
+	json_t *record = json_object();
+	char *record_id = g_strdup_printf("%s:%s", viewer->session_id, suffix);
+	json_object_set_new(record, "type", json_string(type));
+	json_object_set_new(record, "record_id", json_string(record_id));
+	json_object_set_new(record, "session", json_string(viewer->session_id));
+	json_object_set_new(record, "room", json_string(viewer->room->id));
+	json_object_set_new(record, "viewer", json_string(viewer->billing_id));
+	g_free(record_id);
+	return record;
+}
+
+/* Spool a record, or keep it for later if the spool is full. Takes record. */
+static void paystream_spool_record(json_t *record) {
+	g_mutex_lock(&paystream_backlog_mutex);
+	if(g_queue_is_empty(&paystream_backlog) && paystream_billing_record(record) == 0) {
+		g_mutex_unlock(&paystream_backlog_mutex);
+		json_decref(record);
+		return;
+	}
+	/* Order matters (session_end after its last tick): queue behind the rest. */
+	g_queue_push_tail(&paystream_backlog, record);
+	g_mutex_unlock(&paystream_backlog_mutex);
+}
+
+static void paystream_backlog_flush(void) {
+	g_mutex_lock(&paystream_backlog_mutex);
+	while(!g_queue_is_empty(&paystream_backlog)) {
+		json_t *record = g_queue_peek_head(&paystream_backlog);
+		if(paystream_billing_record(record) != 0)
+			break;
+		g_queue_pop_head(&paystream_backlog);
+		json_decref(record);
+	}
+	g_mutex_unlock(&paystream_backlog_mutex);
+}
+
+/* Turn the counted seconds not yet recorded into a tick record. */
+static void paystream_take_tick_record(paystream_viewer *viewer) {
+	paystream_meter_record r;
+	if(!paystream_meter_take_record(&viewer->meter, &r))
+		return;
+	char suffix[24];
+	g_snprintf(suffix, sizeof(suffix), "%" G_GUINT64_FORMAT, r.seq);
+	json_t *record = paystream_record_new(viewer, "tick", suffix);
+	json_object_set_new(record, "start", json_integer(r.start_ms));
+	json_object_set_new(record, "seconds", json_integer(r.seconds));
+	json_object_set_new(record, "amount", json_integer(r.amount));
+	json_object_set_new(record, "currency", json_string(viewer->meter.currency));
+	paystream_spool_record(record);
+}
+
+/* ---- sessions ------------------------------------------------------- */
+
+int paystream_metering_begin_locked(paystream_viewer *viewer, const paystream_token *token) {
+	paystream_room *room = viewer->room;
+	viewer->session_id = paystream_random_uuid();
+	viewer->billing_id = g_strdup(token->sub);
+	viewer->token_exp = token->exp;
+	if(room->settings.price_per_second <= 0)
+		return 0;	/* free room: an identity, no meter */
+	if(!paystream_billing_accepting())
+		return PAYSTREAM_ERROR_BILLING_UNAVAILABLE;
+	paystream_meter_init(&viewer->meter, room->settings.price_per_second, room->settings.currency,
+		token->has_budget ? token->budget : PAYSTREAM_METER_NO_BUDGET);
+	if(viewer->meter.stopped) {
+		/* A budget below one second's price: nothing could be watched. */
+		paystream_meter_clear(&viewer->meter);
+		return PAYSTREAM_ERROR_INVALID_TOKEN;
+	}
+	viewer->metered = TRUE;
+	viewer->last_record_ms = janus_get_real_time() / 1000;
+	json_t *record = paystream_record_new(viewer, "session_start", "start");
+	json_object_set_new(record, "at", json_integer(viewer->last_record_ms));
+	json_object_set_new(record, "price_per_second", json_integer(room->settings.price_per_second));
+	json_object_set_new(record, "currency", json_string(room->settings.currency));
+	paystream_spool_record(record);
+	json_t *fields = json_pack("{ssssss}", "viewer_id", viewer->viewer_id, "session", viewer->session_id,
+		"viewer", viewer->billing_id);
+	json_object_set_new(fields, "price_per_second", json_integer(room->settings.price_per_second));
+	json_object_set_new(fields, "currency", json_string(room->settings.currency));
+	paystream_notify(viewer->session, "session_started", room->id, fields);
+	return 0;
+}
+
+static json_t *paystream_stopped_event(paystream_viewer *viewer, const char *reason) {
+	json_t *event = paystream_event_new("stopped", viewer->room->id);
+	json_object_set_new(event, "reason", json_string(reason));
+	json_object_set_new(event, "seconds", json_integer(viewer->meter.total_seconds));
+	json_object_set_new(event, "amount", json_integer(viewer->meter.total_amount));
+	json_object_set_new(event, "currency", json_string(viewer->meter.currency ? viewer->meter.currency : ""));
+	return event;
+}
+
+void paystream_metering_stop_locked(paystream_viewer *viewer, const char *reason, paystream_outbox *box) {
+	if(!viewer->metered || g_atomic_int_get(&viewer->stopped))
+		return;
+	/* The meter keeps the pointer: reasons from the billing service's reply
+	 * must outlive it. */
+	reason = g_intern_string(reason);
+	paystream_meter_stop(&viewer->meter, reason);
+	g_atomic_int_set(&viewer->stopped, 1);
+	paystream_take_tick_record(viewer);
+	JANUS_LOG(LOG_INFO, "[paystream] viewer %s of room %s stopped (%s)\n", viewer->viewer_id, viewer->room->id, reason);
+	paystream_outbox_add(box, viewer->session, paystream_stopped_event(viewer, reason), NULL, FALSE);
+	json_t *fields = json_pack("{ssssss}", "viewer_id", viewer->viewer_id, "session", viewer->session_id, "reason", reason);
+	json_object_set_new(fields, "seconds", json_integer(viewer->meter.total_seconds));
+	json_object_set_new(fields, "amount", json_integer(viewer->meter.total_amount));
+	paystream_notify(viewer->session, "viewer_stopped", viewer->room->id, fields);
+}
+
+void paystream_metering_finish_locked(paystream_viewer *viewer, const char *reason) {
+	if(!viewer->metered || viewer->finished)
+		return;
+	viewer->finished = TRUE;
+	paystream_meter_stop(&viewer->meter, reason);
+	paystream_take_tick_record(viewer);
+	json_t *record = paystream_record_new(viewer, "session_end", "end");
+	json_object_set_new(record, "seconds", json_integer(viewer->meter.total_seconds));
+	json_object_set_new(record, "amount", json_integer(viewer->meter.total_amount));
+	json_object_set_new(record, "currency", json_string(viewer->meter.currency));
+	json_object_set_new(record, "reason", json_string(reason));
+	paystream_spool_record(record);
+	json_t *fields = json_pack("{ssssss}", "viewer_id", viewer->viewer_id, "session", viewer->session_id, "reason", reason);
+	json_object_set_new(fields, "seconds", json_integer(viewer->meter.total_seconds));
+	json_object_set_new(fields, "amount", json_integer(viewer->meter.total_amount));
+	json_object_set_new(fields, "currency", json_string(viewer->meter.currency));
+	paystream_notify(viewer->session, "session_ended", viewer->room->id, fields);
+}
+
+gboolean paystream_metering_refresh_locked(paystream_viewer *viewer, const paystream_token *token) {
+	viewer->token_exp = token->exp;
+	if(!viewer->metered || viewer->finished)
+		return FALSE;
+	gboolean was_stopped = g_atomic_int_get(&viewer->stopped);
+	gboolean runs = paystream_meter_refresh(&viewer->meter,
+		token->has_budget ? token->budget : PAYSTREAM_METER_NO_BUDGET);
+	if(was_stopped && runs) {
+		g_atomic_int_set(&viewer->stopped, 0);
+		return TRUE;
+	}
+	return FALSE;
+}
+
+json_t *paystream_metering_describe_locked(const paystream_viewer *viewer) {
+	if(viewer->session_id == NULL)
+		return NULL;
+	json_t *d = json_object();
+	json_object_set_new(d, "session", json_string(viewer->session_id));
+	json_object_set_new(d, "seconds", json_integer(viewer->metered ? viewer->meter.total_seconds : 0));
+	json_object_set_new(d, "amount", json_integer(viewer->metered ? viewer->meter.total_amount : 0));
+	json_object_set_new(d, "currency", json_string(viewer->room->settings.currency));
+	json_object_set_new(d, "stopped", json_boolean(g_atomic_int_get(&viewer->stopped)));
+	return d;
+}
+
+void paystream_metering_stop_session(const char *session, const char *reason) {
+	GList *rooms = paystream_rooms_list();
+	for(GList *l = rooms; l; l = l->next) {
+		paystream_room *room = l->data;
+		paystream_outbox box = PAYSTREAM_OUTBOX_INIT;
+		janus_mutex_lock(&room->mutex);
+		GHashTableIter iter;
+		gpointer value;
+		g_hash_table_iter_init(&iter, room->viewers);
+		while(g_hash_table_iter_next(&iter, NULL, &value)) {
+			paystream_viewer *viewer = value;
+			if(viewer->session_id && strcmp(viewer->session_id, session) == 0)
+				paystream_metering_stop_locked(viewer, reason, &box);
+		}
+		janus_mutex_unlock(&room->mutex);
+		paystream_outbox_flush(&box);
+	}
+	g_list_free_full(rooms, paystream_room_unref_cb);
+}
+
+int paystream_metering_check_token(const char *jwt, const char *room, paystream_token_role role,
+		paystream_token *out, char *error, size_t errlen) {
+	memset(out, 0, sizeof(*out));
+	if(paystream_general.token_secret == NULL) {
+		g_snprintf(error, errlen, "This server checks no tokens (no token_secret configured)");
+		return PAYSTREAM_ERROR_INVALID_TOKEN;
+	}
+	const char *secrets[] = { paystream_general.token_secret, paystream_general.token_secret_previous, NULL };
+	paystream_token_status status = paystream_token_verify(jwt, secrets, room, time(NULL), out);
+	if(status != PAYSTREAM_TOKEN_OK) {
+		g_snprintf(error, errlen, "Token refused: %s", paystream_token_status_name(status));
+		paystream_token_clear(out);
+		return PAYSTREAM_ERROR_INVALID_TOKEN;
+	}
+	if(out->role != role) {
+		g_snprintf(error, errlen, "Token refused: wrong_role (a %s token is needed)",
+			role == PAYSTREAM_TOKEN_ROLE_VIEWER ? "viewer" : "publisher");
+		paystream_token_clear(out);
+		return PAYSTREAM_ERROR_INVALID_TOKEN;
+	}
+	return 0;
+}
+
+/* ---- the ticker ----------------------------------------------------- */
+
+static void paystream_tick_viewer_locked(paystream_viewer *viewer, gboolean live, gint64 now_ms,
+		paystream_outbox *box) {
+	paystream_room *room = viewer->room;
+	paystream_meter_conditions c = {
+		.pc_up = g_atomic_int_get(&viewer->session->pc_up),
+		.started = viewer->state.phase == PAYSTREAM_VIEWER_STARTED,
+		.paused = viewer->state.paused,
+		.performer_live = live,
+		.media_relayed = __atomic_exchange_n(&viewer->media_relayed, 0, __ATOMIC_RELAXED),
+	};
+	if(now_ms / 1000 > viewer->token_exp + PAYSTREAM_TOKEN_LEEWAY) {
+		paystream_metering_stop_locked(viewer, "token_expired", box);
+		return;
+	}
+	if(paystream_meter_tick(&viewer->meter, &c, now_ms)) {
+		room->show_seconds++;
+		room->show_amount += viewer->meter.price_per_second;
+		room->usage_seconds++;
+		room->usage_amount += viewer->meter.price_per_second;
+		if(++viewer->ticks_since_event >= room->settings.tick_notify) {
+			viewer->ticks_since_event = 0;
+			json_t *event = paystream_event_new("tick", room->id);
+			json_object_set_new(event, "seconds", json_integer(viewer->meter.total_seconds));
+			json_object_set_new(event, "amount", json_integer(viewer->meter.total_amount));
+			json_object_set_new(event, "currency", json_string(viewer->meter.currency));
+			paystream_outbox_add(box, viewer->session, event, NULL, FALSE);
+		}
+	}
+	if(viewer->meter.stopped) {
+		/* The meter stopped itself: its budget cannot pay the next second. */
+		paystream_metering_stop_locked(viewer, viewer->meter.stop_reason, box);
+		return;
+	}
+	if(now_ms - viewer->last_record_ms >= (gint64)paystream_general.billing_interval * 1000) {
+		viewer->last_record_ms = now_ms;
+		paystream_take_tick_record(viewer);
+	}
+}
+
+/* One second of one room; returns its usage summary when one is due. */
+static json_t *paystream_tick_room(paystream_room *room, gint64 now_ms, gboolean summary_due, paystream_outbox *box) {
+	json_t *summary = NULL;
+	janus_mutex_lock(&room->mutex);
+	paystream_performer *performer = room->performer;
+	gboolean live = performer != NULL && g_atomic_int_get(&performer->live);
+	guint paying = 0;
+	GHashTableIter iter;
+	gpointer value;
+	g_hash_table_iter_init(&iter, room->viewers);
+	while(g_hash_table_iter_next(&iter, NULL, &value)) {
+		paystream_viewer *viewer = value;
+		if(!viewer->metered || viewer->finished || g_atomic_int_get(&viewer->stopped))
+			continue;
+		paying++;
+		paystream_tick_viewer_locked(viewer, live, now_ms, box);
+	}
+	if(live && ++room->ticks_since_earnings >= room->settings.tick_notify) {
+		room->ticks_since_earnings = 0;
+		json_t *event = paystream_event_new("earnings", room->id);
+		json_object_set_new(event, "viewers", json_integer(g_hash_table_size(room->viewers)));
+		json_object_set_new(event, "paying_viewers", json_integer(paying));
+		json_object_set_new(event, "seconds", json_integer(room->show_seconds));
+		json_object_set_new(event, "amount", json_integer(room->show_amount));
+		json_object_set_new(event, "currency", json_string(room->settings.currency));
+		paystream_outbox_add(box, performer->session, event, NULL, FALSE);
+	}
+	if(summary_due && (room->usage_seconds > 0 || paying > 0)) {
+		summary = json_pack("{sssIsIsI}", "room", room->id, "paying_viewers", (json_int_t)paying,
+			"seconds", (json_int_t)room->usage_seconds, "amount", (json_int_t)room->usage_amount);
+		json_object_set_new(summary, "currency", json_string(room->settings.currency));
+		room->usage_seconds = 0;
+		room->usage_amount = 0;
+	}
+	janus_mutex_unlock(&room->mutex);
+	return summary;
+}
+
+static void paystream_tick(gint64 now_ms, guint64 tick) {
+	paystream_backlog_flush();
+	gboolean summary_due = (tick % paystream_general.billing_interval) == 0;
+	GList *summaries = NULL;
+	paystream_outbox box = PAYSTREAM_OUTBOX_INIT;
+	GList *rooms = paystream_rooms_list();
+	for(GList *l = rooms; l; l = l->next) {
+		json_t *summary = paystream_tick_room(l->data, now_ms, summary_due, &box);
+		if(summary != NULL)
+			summaries = g_list_prepend(summaries, summary);
+	}
+	g_list_free_full(rooms, paystream_room_unref_cb);
+	/* Records first, durably; then what viewers and handlers are told. */
+	paystream_billing_commit();
+	paystream_outbox_flush(&box);
+	for(GList *l = summaries; l; l = l->next) {
+		json_t *summary = l->data;
+		paystream_notify(NULL, "room_usage", json_string_value(json_object_get(summary, "room")), summary);
+	}
+	g_list_free(summaries);
+}
+
+static gpointer paystream_ticker_loop(gpointer data) {
+	gint64 next = g_get_monotonic_time() + G_USEC_PER_SEC;
+	guint64 tick = 0;
+	g_mutex_lock(&paystream_ticker_mutex);
+	while(paystream_ticker_running) {
+		if(g_cond_wait_until(&paystream_ticker_cond, &paystream_ticker_mutex, next) || !paystream_ticker_running)
+			continue;	/* woken (stop) or spurious: look again */
+		if(g_get_monotonic_time() < next)
+			continue;
+		g_mutex_unlock(&paystream_ticker_mutex);
+		paystream_tick(janus_get_real_time() / 1000, ++tick);
+		g_mutex_lock(&paystream_ticker_mutex);
+		next += G_USEC_PER_SEC;
+		gint64 now = g_get_monotonic_time();
+		if(next <= now)
+			next = now + G_USEC_PER_SEC;	/* a stall: do not replay missed seconds */
+	}
+	g_mutex_unlock(&paystream_ticker_mutex);
+	return NULL;
+}
+
+void paystream_ticker_start(void) {
+	paystream_ticker_running = TRUE;
+	paystream_ticker_thread = g_thread_new("paystream ticker", paystream_ticker_loop, NULL);
+}
+
+void paystream_ticker_stop(void) {
+	if(paystream_ticker_thread == NULL)
+		return;
+	g_mutex_lock(&paystream_ticker_mutex);
+	paystream_ticker_running = FALSE;
+	g_cond_broadcast(&paystream_ticker_cond);
+	g_mutex_unlock(&paystream_ticker_mutex);
+	g_thread_join(paystream_ticker_thread);
+	paystream_ticker_thread = NULL;
+	/* What is still counted and not recorded is finished by the rooms'
+	 * teardown; records the spool could not take are lost only here. */
+	paystream_backlog_flush();
+	paystream_billing_commit();
+}

@@ -1,0 +1,64 @@
+/* metering.h - billing viewers by the second: their viewing sessions, the
+ * one ticker that drives every room, and the records it spools.
+ *
+ * A viewer who watches with a token has a viewing session (a UUID in every
+ * record); in a priced room it is metered. Once a second the ticker visits
+ * every room under that room's lock, asks each metered viewer's meter
+ * (meter.h) whether the second was billable, pushes `tick` and `earnings`
+ * events, and every billing_interval turns each session's counted seconds
+ * into a `tick` record. All records of a tick are appended to the spool and
+ * made durable with one fsync before any event about them is pushed. Cost
+ * is linear in viewers and stays off the media path: the relay only sets a
+ * flag per viewer. */
+#ifndef PAYSTREAM_METERING_H
+#define PAYSTREAM_METERING_H
+
+#include <jansson.h>
+
+#include "notify.h"
+#include "room.h"
+#include "token.h"
+
+/* The token clock leeway, in seconds (token.c uses the same). */
+#define PAYSTREAM_TOKEN_LEEWAY 30
+
+/* Give a viewer who presented token a viewing session; in a priced room,
+ * start its meter and spool session_start. Call with the room's lock held,
+ * the viewer in the room. Returns 0, PAYSTREAM_ERROR_BILLING_UNAVAILABLE
+ * (the spool is full), or PAYSTREAM_ERROR_INVALID_TOKEN (its budget cannot
+ * pay for one second). */
+int paystream_metering_begin_locked(paystream_viewer *viewer, const paystream_token *token);
+
+/* Stop billing a viewer for reason (insufficient_funds, budget_exhausted,
+ * token_expired, kicked, room_destroyed): no more media, a `stopped` event
+ * queued in box, what was counted spooled. Room lock held. */
+void paystream_metering_stop_locked(paystream_viewer *viewer, const char *reason, paystream_outbox *box);
+
+/* The session is over (the viewer left, hung up, was kicked or the room was
+ * destroyed): spool the last counted seconds and session_end with the
+ * totals. Room lock held; a second call does nothing. */
+void paystream_metering_finish_locked(paystream_viewer *viewer, const char *reason);
+
+/* A token refresh: new expiry and budget; may restart a meter stopped by
+ * its budget. Room lock held. Returns TRUE if the viewer gets media again. */
+gboolean paystream_metering_refresh_locked(paystream_viewer *viewer, const paystream_token *token);
+
+/* The billing service's stop list: stop the viewer of that session. */
+void paystream_metering_stop_session(const char *session, const char *reason);
+
+/* {"session", "seconds", "amount", "currency", "stopped"} for
+ * listparticipants; room lock held. NULL for a viewer without a session. */
+json_t *paystream_metering_describe_locked(const paystream_viewer *viewer);
+
+/* Verify a client's token for room and role against the configured
+ * secrets (the current one and, during a rotation, the previous one).
+ * Returns 0 with out filled (paystream_token_clear it), or
+ * PAYSTREAM_ERROR_INVALID_TOKEN with the reason in error. */
+int paystream_metering_check_token(const char *jwt, const char *room, paystream_token_role role,
+	paystream_token *out, char *error, size_t errlen);
+
+/* The ticker thread. */
+void paystream_ticker_start(void);
+void paystream_ticker_stop(void);
+
+#endif
