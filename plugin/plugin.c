@@ -87,6 +87,15 @@ static void paystream_dispatch(paystream_message *msg) {
 	if(result.code != 0) {
 		JANUS_LOG(LOG_VERB, "[paystream] %s refused: %d %s\n", msg->spec->name, result.code, result.text);
 		paystream_push_error(msg->session, msg->transaction, result.code, result.text);
+		/* The core set up ICE for the refused offer: close it, so the handle
+		 * can publish again once Janus reports the hang-up. */
+		if(msg->spec->type == PAYSTREAM_REQUEST_PUBLISH && msg->jsep != NULL) {
+			paystream_performer *publishing = paystream_session_performer(msg->session);
+			if(publishing != NULL)
+				janus_refcount_decrease(&publishing->ref);	/* "already publishing": keep its PC */
+			else
+				paystream_gateway->close_pc(msg->session->handle);
+		}
 	}
 }
 
