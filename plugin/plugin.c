@@ -91,10 +91,11 @@ static void paystream_dispatch(paystream_message *msg) {
 		 * can publish again once Janus reports the hang-up. */
 		if(msg->spec->type == PAYSTREAM_REQUEST_PUBLISH && msg->jsep != NULL) {
 			paystream_performer *publishing = paystream_session_performer(msg->session);
-			if(publishing != NULL)
+			if(publishing != NULL) {
 				janus_refcount_decrease(&publishing->ref);	/* "already publishing": keep its PC */
-			else
+			} else {
 				paystream_gateway->close_pc(msg->session->handle);
+			}
 		}
 	}
 }
