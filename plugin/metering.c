@@ -10,6 +10,7 @@
 
 #include "billing.h"
 #include "errors.h"
+#include "records.h"
 #include "ids.h"
 #include "plugin.h"
 
@@ -23,16 +24,9 @@ static GMutex paystream_backlog_mutex;
 
 /* ---- records -------------------------------------------------------- */
 
-static json_t *paystream_record_new(const paystream_viewer *viewer, const char *type, const char *suffix) {
-	json_t *record = json_object();
-	char *record_id = g_strdup_printf("%s:%s", viewer->session_id, suffix);
-	json_object_set_new(record, "type", json_string(type));
-	json_object_set_new(record, "record_id", json_string(record_id));
-	json_object_set_new(record, "session", json_string(viewer->session_id));
-	json_object_set_new(record, "room", json_string(viewer->room->id));
-	json_object_set_new(record, "viewer", json_string(viewer->billing_id));
-	g_free(record_id);
-	return record;
+static paystream_record_ids paystream_viewer_ids(const paystream_viewer *viewer) {
+	paystream_record_ids ids = { viewer->session_id, viewer->room->id, viewer->billing_id };
+	return ids;
 }
 
 /* Spool a record, or keep it for later if the spool is full. Takes record. */
@@ -65,14 +59,8 @@ static void paystream_take_tick_record(paystream_viewer *viewer) {
 	paystream_meter_record r;
 	if(!paystream_meter_take_record(&viewer->meter, &r))
 		return;
-	char suffix[24];
-	g_snprintf(suffix, sizeof(suffix), "%" G_GUINT64_FORMAT, r.seq);
-	json_t *record = paystream_record_new(viewer, "tick", suffix);
-	json_object_set_new(record, "start", json_integer(r.start_ms));
-	json_object_set_new(record, "seconds", json_integer(r.seconds));
-	json_object_set_new(record, "amount", json_integer(r.amount));
-	json_object_set_new(record, "currency", json_string(viewer->meter.currency));
-	paystream_spool_record(record);
+	paystream_record_ids ids = paystream_viewer_ids(viewer);
+	paystream_spool_record(paystream_record_tick(&ids, &r, viewer->meter.currency));
 }
 
 /* ---- sessions ------------------------------------------------------- */
@@ -95,11 +83,9 @@ int paystream_metering_begin_locked(paystream_viewer *viewer, const paystream_to
 	}
 	viewer->metered = TRUE;
 	viewer->last_record_ms = janus_get_real_time() / 1000;
-	json_t *record = paystream_record_new(viewer, "session_start", "start");
-	json_object_set_new(record, "at", json_integer(viewer->last_record_ms));
-	json_object_set_new(record, "price_per_second", json_integer(room->settings.price_per_second));
-	json_object_set_new(record, "currency", json_string(room->settings.currency));
-	paystream_spool_record(record);
+	paystream_record_ids ids = paystream_viewer_ids(viewer);
+	paystream_spool_record(paystream_record_session_start(&ids, viewer->last_record_ms,
+		room->settings.price_per_second, room->settings.currency));
 	json_t *fields = json_pack("{ssssss}", "viewer_id", viewer->viewer_id, "session", viewer->session_id,
 		"viewer", viewer->billing_id);
 	json_object_set_new(fields, "price_per_second", json_integer(room->settings.price_per_second));
@@ -140,12 +126,8 @@ void paystream_metering_finish_locked(paystream_viewer *viewer, const char *reas
 	viewer->finished = TRUE;
 	paystream_meter_stop(&viewer->meter, reason);
 	paystream_take_tick_record(viewer);
-	json_t *record = paystream_record_new(viewer, "session_end", "end");
-	json_object_set_new(record, "seconds", json_integer(viewer->meter.total_seconds));
-	json_object_set_new(record, "amount", json_integer(viewer->meter.total_amount));
-	json_object_set_new(record, "currency", json_string(viewer->meter.currency));
-	json_object_set_new(record, "reason", json_string(reason));
-	paystream_spool_record(record);
+	paystream_record_ids ids = paystream_viewer_ids(viewer);
+	paystream_spool_record(paystream_record_session_end(&ids, &viewer->meter, reason));
 	json_t *fields = json_pack("{ssssss}", "viewer_id", viewer->viewer_id, "session", viewer->session_id, "reason", reason);
 	json_object_set_new(fields, "seconds", json_integer(viewer->meter.total_seconds));
 	json_object_set_new(fields, "amount", json_integer(viewer->meter.total_amount));
