@@ -161,24 +161,15 @@ json_t *paystream_metering_describe_locked(const paystream_viewer *viewer) {
 	return d;
 }
 
+static void paystream_stop_if_session(paystream_viewer *viewer, gpointer data, paystream_outbox *box) {
+	const char **wanted = data;	/* { session, reason } */
+	if(viewer->session_id && strcmp(viewer->session_id, wanted[0]) == 0)
+		paystream_metering_stop_locked(viewer, wanted[1], box);
+}
+
 void paystream_metering_stop_session(const char *session, const char *reason) {
-	GList *rooms = paystream_rooms_list();
-	for(GList *l = rooms; l; l = l->next) {
-		paystream_room *room = l->data;
-		paystream_outbox box = PAYSTREAM_OUTBOX_INIT;
-		janus_mutex_lock(&room->mutex);
-		GHashTableIter iter;
-		gpointer value;
-		g_hash_table_iter_init(&iter, room->viewers);
-		while(g_hash_table_iter_next(&iter, NULL, &value)) {
-			paystream_viewer *viewer = value;
-			if(viewer->session_id && strcmp(viewer->session_id, session) == 0)
-				paystream_metering_stop_locked(viewer, reason, &box);
-		}
-		janus_mutex_unlock(&room->mutex);
-		paystream_outbox_flush(&box);
-	}
-	g_list_free_full(rooms, paystream_room_unref_cb);
+	const char *wanted[] = { session, reason };
+	paystream_rooms_foreach_viewer(paystream_stop_if_session, wanted);
 }
 
 int paystream_metering_check_token(const char *jwt, const char *room, paystream_token_role role,

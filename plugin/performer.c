@@ -61,9 +61,7 @@ void paystream_performer_offline(paystream_performer *performer, const char *rea
 static void paystream_publish(paystream_message *msg, paystream_result *result) {
 	paystream_session *session = msg->session;
 	json_t *body = msg->body;
-	paystream_viewer *as_viewer = paystream_session_viewer(session);
-	if(as_viewer != NULL) {
-		janus_refcount_decrease(&as_viewer->ref);
+	if(paystream_session_role(session) == PAYSTREAM_ROLE_VIEWER) {
 		paystream_fail(result, PAYSTREAM_ERROR_WRONG_STATE, "This handle is watching: leave first, or publish from another handle");
 		return;
 	}

@@ -69,17 +69,13 @@ static void paystream_dispatch(paystream_message *msg) {
 			paystream_viewer_request(msg, &result);
 			break;
 		case PAYSTREAM_REQUEST_CONFIGURE:
-		case PAYSTREAM_REQUEST_LEAVE: {
+		case PAYSTREAM_REQUEST_LEAVE:
 			/* Shared names: the handle's role decides. */
-			paystream_performer *performer = paystream_session_performer(msg->session);
-			if(performer != NULL) {
-				janus_refcount_decrease(&performer->ref);
+			if(paystream_session_role(msg->session) == PAYSTREAM_ROLE_PERFORMER)
 				paystream_performer_request(msg, &result);
-			} else {
+			else
 				paystream_viewer_request(msg, &result);
-			}
 			break;
-		}
 		default:
 			paystream_fail(&result, PAYSTREAM_ERROR_INVALID_REQUEST, "'%s' is synchronous", msg->spec->name);
 			break;
@@ -89,14 +85,9 @@ static void paystream_dispatch(paystream_message *msg) {
 		paystream_push_error(msg->session, msg->transaction, result.code, result.text);
 		/* The core set up ICE for the refused offer: close it, so the handle
 		 * can publish again once Janus reports the hang-up. */
-		if(msg->spec->type == PAYSTREAM_REQUEST_PUBLISH && msg->jsep != NULL) {
-			paystream_performer *publishing = paystream_session_performer(msg->session);
-			if(publishing != NULL) {
-				janus_refcount_decrease(&publishing->ref);	/* "already publishing": keep its PC */
-			} else {
-				paystream_gateway->close_pc(msg->session->handle);
-			}
-		}
+		if(msg->spec->type == PAYSTREAM_REQUEST_PUBLISH && msg->jsep != NULL &&
+				paystream_session_role(msg->session) != PAYSTREAM_ROLE_PERFORMER)	/* else: keep its PC */
+			paystream_gateway->close_pc(msg->session->handle);
 	}
 }
 
@@ -181,19 +172,12 @@ static int paystream_init(janus_callbacks *callback, const char *config_path) {
 /* A clean shutdown ends every viewing session, so each gets its last
  * seconds and session_end spooled (a crash leaves that to the next start:
  * what was committed is re-sent; the seconds of the last tick are lost). */
+static void paystream_finish_session(paystream_viewer *viewer, gpointer data, paystream_outbox *box) {
+	paystream_metering_finish_locked(viewer, "shutdown");
+}
+
 static void paystream_finish_all_sessions(void) {
-	GList *rooms = paystream_rooms_list();
-	for(GList *l = rooms; l; l = l->next) {
-		paystream_room *room = l->data;
-		janus_mutex_lock(&room->mutex);
-		GHashTableIter iter;
-		gpointer value;
-		g_hash_table_iter_init(&iter, room->viewers);
-		while(g_hash_table_iter_next(&iter, NULL, &value))
-			paystream_metering_finish_locked(value, "shutdown");
-		janus_mutex_unlock(&room->mutex);
-	}
-	g_list_free_full(rooms, paystream_room_unref_cb);
+	paystream_rooms_foreach_viewer(paystream_finish_session, NULL);
 	paystream_billing_commit();
 }
 

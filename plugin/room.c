@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "errors.h"
+#include "notify.h"
 
 static GHashTable *paystream_rooms;		/* id -> paystream_room (a reference) */
 static janus_mutex paystream_rooms_mutex = JANUS_MUTEX_INITIALIZER;
@@ -96,6 +97,23 @@ GList *paystream_rooms_list(void) {
 	}
 	janus_mutex_unlock(&paystream_rooms_mutex);
 	return list;
+}
+
+void paystream_rooms_foreach_viewer(paystream_viewer_visit visit, gpointer data) {
+	GList *rooms = paystream_rooms_list();
+	for(GList *l = rooms; l; l = l->next) {
+		paystream_room *room = l->data;
+		paystream_outbox box = PAYSTREAM_OUTBOX_INIT;
+		janus_mutex_lock(&room->mutex);
+		GHashTableIter iter;
+		gpointer value;
+		g_hash_table_iter_init(&iter, room->viewers);
+		while(g_hash_table_iter_next(&iter, NULL, &value))
+			visit(value, data, &box);
+		janus_mutex_unlock(&room->mutex);
+		paystream_outbox_flush(&box);
+	}
+	g_list_free_full(rooms, paystream_room_unref_cb);
 }
 
 static void paystream_performer_free(const janus_refcount *ref) {

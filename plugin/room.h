@@ -124,6 +124,12 @@ gboolean paystream_rooms_remove(paystream_room *room);
 GList *paystream_rooms_list(void);
 void paystream_room_unref_cb(gpointer room);
 
+/* Call visit for every viewer of every room, with that room's lock held;
+ * events queued in box are pushed after each room's lock is released. */
+struct paystream_outbox;
+typedef void (*paystream_viewer_visit)(paystream_viewer *viewer, gpointer data, struct paystream_outbox *box);
+void paystream_rooms_foreach_viewer(paystream_viewer_visit visit, gpointer data);
+
 /* Constructors and reference helpers for participants. */
 paystream_performer *paystream_performer_new(paystream_session *session, paystream_room *room, const char *display);
 paystream_viewer *paystream_viewer_new(paystream_session *session, paystream_room *room,

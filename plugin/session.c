@@ -71,6 +71,14 @@ paystream_session *paystream_session_remove(janus_plugin_session *handle) {
 	return session;
 }
 
+paystream_role paystream_session_role(paystream_session *session) {
+	janus_mutex_lock(&session->mutex);
+	paystream_role role = session->performer ? PAYSTREAM_ROLE_PERFORMER :
+		(session->viewer ? PAYSTREAM_ROLE_VIEWER : PAYSTREAM_ROLE_NONE);
+	janus_mutex_unlock(&session->mutex);
+	return role;
+}
+
 paystream_performer *paystream_session_performer(paystream_session *session) {
 	janus_mutex_lock(&session->mutex);
 	paystream_performer *performer = session->performer;

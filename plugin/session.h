@@ -39,6 +39,15 @@ paystream_session *paystream_session_get(janus_plugin_session *handle);
 /* Remove the handle's session from the table (destroy_session). */
 paystream_session *paystream_session_remove(janus_plugin_session *handle);
 
+typedef enum paystream_role {
+	PAYSTREAM_ROLE_NONE,
+	PAYSTREAM_ROLE_PERFORMER,
+	PAYSTREAM_ROLE_VIEWER,
+} paystream_role;
+
+/* What the handle is now. */
+paystream_role paystream_session_role(paystream_session *session);
+
 /* The session's role objects with a reference taken, or NULL. */
 struct paystream_performer *paystream_session_performer(paystream_session *session);
 struct paystream_viewer *paystream_session_viewer(paystream_session *session);

@@ -66,16 +66,10 @@ void paystream_viewer_remove(paystream_viewer *viewer, const char *reason) {
 static void paystream_watch(paystream_message *msg, paystream_result *result) {
 	paystream_session *session = msg->session;
 	json_t *body = msg->body;
-	paystream_performer *as_performer = paystream_session_performer(session);
-	if(as_performer != NULL) {
-		janus_refcount_decrease(&as_performer->ref);
-		paystream_fail(result, PAYSTREAM_ERROR_WRONG_STATE, "This handle publishes: leave first, or watch from another handle");
-		return;
-	}
-	paystream_viewer *current = paystream_session_viewer(session);
-	if(current != NULL) {
-		janus_refcount_decrease(&current->ref);
-		paystream_fail(result, PAYSTREAM_ERROR_WRONG_STATE, "Already watching: leave first");
+	paystream_role role = paystream_session_role(session);
+	if(role != PAYSTREAM_ROLE_NONE) {
+		paystream_fail(result, PAYSTREAM_ERROR_WRONG_STATE, role == PAYSTREAM_ROLE_VIEWER ? "Already watching: leave first" :
+			"This handle publishes: leave first, or watch from another handle");
 		return;
 	}
 	if(msg->jsep != NULL) {
@@ -331,28 +325,16 @@ void paystream_viewer_hangup(paystream_session *session) {
 	janus_refcount_decrease(&viewer->ref);
 }
 
-void paystream_viewers_push_layer_events(void) {
-	if(!g_atomic_int_compare_and_exchange(&paystream_relay_layer_events, 1, 0))
+static void paystream_push_layer_event(paystream_viewer *viewer, gpointer data, paystream_outbox *box) {
+	if(!g_atomic_int_compare_and_exchange(&viewer->layer_changed, 1, 0))
 		return;
-	GList *rooms = paystream_rooms_list();
-	for(GList *l = rooms; l; l = l->next) {
-		paystream_room *room = l->data;
-		paystream_outbox box = PAYSTREAM_OUTBOX_INIT;
-		janus_mutex_lock(&room->mutex);
-		GHashTableIter iter;
-		gpointer value;
-		g_hash_table_iter_init(&iter, room->viewers);
-		while(g_hash_table_iter_next(&iter, NULL, &value)) {
-			paystream_viewer *viewer = value;
-			if(!g_atomic_int_compare_and_exchange(&viewer->layer_changed, 1, 0))
-				continue;
-			json_t *event = paystream_event_new("simulcast", room->id);
-			json_object_set_new(event, "substream", json_integer(viewer->sim_context.substream));
-			json_object_set_new(event, "temporal", json_integer(viewer->sim_context.templayer));
-			paystream_outbox_add(&box, viewer->session, event, NULL, FALSE);
-		}
-		janus_mutex_unlock(&room->mutex);
-		paystream_outbox_flush(&box);
-	}
-	g_list_free_full(rooms, paystream_room_unref_cb);
+	json_t *event = paystream_event_new("simulcast", viewer->room->id);
+	json_object_set_new(event, "substream", json_integer(viewer->sim_context.substream));
+	json_object_set_new(event, "temporal", json_integer(viewer->sim_context.templayer));
+	paystream_outbox_add(box, viewer->session, event, NULL, FALSE);
+}
+
+void paystream_viewers_push_layer_events(void) {
+	if(g_atomic_int_compare_and_exchange(&paystream_relay_layer_events, 1, 0))
+		paystream_rooms_foreach_viewer(paystream_push_layer_event, NULL);
 }
