@@ -98,17 +98,28 @@ static long paystream_post(CURL *curl, const char *path, const char *key, const 
 	return status;
 }
 
-/* Sleep until woken, stopped, or ms passed; returns FALSE when stopping. */
-static gboolean paystream_billing_wait_ms(guint ms) {
+/* Sleep until ms passed or the plugin stops; with wakeable, also until
+ * woken (new records committed, a new tip). Returns FALSE when stopping. */
+static gboolean paystream_billing_sleep_ms(guint ms, gboolean wakeable) {
 	gint64 until = g_get_monotonic_time() + (gint64)ms * 1000;
 	g_mutex_lock(&paystream_billing_mutex);
-	/* A wake-up (a new tip, a stop) or a spurious one only makes the caller
-	 * look for work early. */
-	if(paystream_billing_running && ms > 0)
-		g_cond_wait_until(&paystream_billing_wake, &paystream_billing_mutex, until);
+	while(paystream_billing_running && g_get_monotonic_time() < until) {
+		/* A wake-up (or a spurious one) only makes a wakeable caller look
+		 * for work early; a backoff waits its whole delay. */
+		if(g_cond_wait_until(&paystream_billing_wake, &paystream_billing_mutex, until) && wakeable)
+			break;
+	}
 	gboolean running = paystream_billing_running;
 	g_mutex_unlock(&paystream_billing_mutex);
 	return running;
+}
+
+static gboolean paystream_billing_wait_ms(guint ms) {
+	return paystream_billing_sleep_ms(ms, TRUE);
+}
+
+static gboolean paystream_billing_backoff_ms(guint ms) {
+	return paystream_billing_sleep_ms(ms, FALSE);
 }
 
 static gboolean paystream_billing_is_running(void) {
@@ -191,7 +202,7 @@ static void paystream_send_batch(CURL *curl, const char *batch_id, json_t *recor
 			JANUS_LOG(LOG_ERR, "[paystream] billing service refused batch %s (HTTP %ld): %.200s\n",
 				batch_id, status, response->str);
 		paystream_note_failure(status, "usage");
-		if(!paystream_billing_wait_ms(paystream_retry_delay(attempt)))
+		if(!paystream_billing_backoff_ms(paystream_retry_delay(attempt)))
 			break;
 	}
 	g_mutex_lock(&paystream_billing_mutex);
@@ -326,6 +337,8 @@ static gpointer paystream_tips_loop(gpointer data) {
 			/* Nothing to retry: sleep until a new tip wakes us. */
 			paystream_billing_wait_ms(none ? 60 * 1000 : 0);
 		} else {
+			/* A new tip may wake this early: it is sent at once, and the
+			 * pending ones are retried with it. */
 			paystream_billing_wait_ms(MIN(paystream_retry_delay(attempt++), 2000));
 		}
 	}
@@ -363,6 +376,11 @@ int paystream_billing_commit(void) {
 		JANUS_LOG(LOG_ERR, "[paystream] spool: commit failed: %s\n", paystream_spool_status_name(rc));
 		return -1;
 	}
+	/* Records are durable now: let the usage thread send them at once, so a
+	 * stop from the service bites within about a second of the tick. */
+	g_mutex_lock(&paystream_billing_mutex);
+	g_cond_broadcast(&paystream_billing_wake);
+	g_mutex_unlock(&paystream_billing_mutex);
 	return 0;
 }
 
