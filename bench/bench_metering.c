@@ -1,0 +1,360 @@
+/* bench_metering.c - the CPU cost of metering per viewer-second.
+ *
+ * Simulates N paying viewers in one process with the real pure core
+ * (libpaystream_core: meter.c, records.c, spool.c, signature.c), driven the
+ * way plugin/metering.c (the ticker) and plugin/billing.c (the usage thread)
+ * drive it, one simulated second after the other, as fast as it can:
+ *
+ *   tick     for every viewer: read-and-clear its media flag (atomic
+ *            exchange, as the ticker does) and paystream_meter_tick()
+ *   records  for every viewer whose billing_interval is up:
+ *            paystream_meter_take_record() + paystream_record_tick() +
+ *            paystream_spool_append()
+ *   commit   one paystream_spool_commit() (write + fdatasync)
+ *   batches  while records are pending: paystream_spool_begin_batch(1000)
+ *            (writes + fdatasyncs the batch line), the body
+ *            {"batch_id","instance","sent_at","records"} built and
+ *            json_dumps()ed, paystream_signature_header() over it,
+ *            paystream_spool_ack_batch() (no HTTP: see bench_delivery)
+ *   compact  paystream_spool_compact() when the journal passed half of
+ *            spool_max_bytes once drained, as the usage thread does
+ *
+ * Viewers' record times are staggered (their sessions started at different
+ * times), so with billing_interval 10 a tenth of them spool a record each
+ * second, as in the plugin. Session starts are spooled and drained before
+ * the warm-up; the warm-up (billing_interval seconds) is not measured.
+ *
+ * Prints, per run and as the median of the runs, nanoseconds per
+ * viewer-second (wall clock) for each phase, and CPU nanoseconds for the
+ * phases that wait on the disk. Under valgrind --tool=callgrind the
+ * measured seconds are dumped on their own ("measured" dump), the phases
+ * being the functions bench_phase_*.
+ *
+ *   bench_metering [--sessions N] [--seconds S] [--interval I] [--runs R]
+ *                  [--dir BASE] [--spool-max BYTES] [--per-room V]
+ */
+#include <getopt.h>
+#include <unistd.h>
+
+#include <valgrind/callgrind.h>
+
+#include "meter.h"
+#include "records.h"
+#include "signature.h"
+#include "spool.h"
+#include "ids.h"
+
+#include "bench_common.h"
+
+#define BENCH_BATCH_MAX 1000	/* PAYSTREAM_BATCH_MAX in billing.c */
+#define BENCH_PRICE 10
+#define BENCH_SECRET "bench-billing-secret"
+#define BENCH_INSTANCE "bench-instance"
+
+typedef struct bench_viewer {
+	paystream_meter meter;
+	char *session;
+	const char *room;
+	char *viewer;
+	gint64 last_record_ms;
+	int media_relayed;		/* raised by the relay, cleared by the ticker */
+} bench_viewer;
+
+typedef struct bench_phase {
+	gint64 wall, cpu;
+} bench_phase;
+
+enum { PH_TICK, PH_RECORDS, PH_COMMIT, PH_BEGIN, PH_BODY, PH_SIGN, PH_ACK, PH_COMPACT, PH_N };
+static const char *const phase_names[PH_N] = {
+	"tick", "records", "commit", "begin_batch", "body", "sign", "ack", "compact"
+};
+
+typedef struct bench_run {
+	bench_phase ph[PH_N];
+	guint64 records, batches, compactions;
+} bench_run;
+
+static guint bench_interval = 1;
+static guint64 bench_spool_max = 64 * 1024 * 1024;	/* the plugin's default */
+static gint64 bench_usage_seconds;	/* room counters, as the ticker keeps them */
+static gint64 bench_usage_amount;
+
+static void fail(const char *what, int rc) {
+	fprintf(stderr, "bench_metering: %s: %s\n", what, paystream_spool_status_name(rc));
+	exit(1);
+}
+
+/* The relay marks every viewer as served during the second (not measured
+ * as metering: it happens per packet in the media path). */
+static __attribute__((noinline)) void bench_relay(bench_viewer **v, guint n) {
+	for(guint i = 0; i < n; i++)
+		__atomic_store_n(&v[i]->media_relayed, 1, __ATOMIC_RELAXED);
+}
+
+static __attribute__((noinline)) void bench_phase_tick(bench_viewer **v, guint n, gint64 now_ms) {
+	for(guint i = 0; i < n; i++) {
+		bench_viewer *viewer = v[i];
+		paystream_meter_conditions c = {
+			.pc_up = TRUE,
+			.started = TRUE,
+			.paused = FALSE,
+			.performer_live = TRUE,
+			.media_relayed = __atomic_exchange_n(&viewer->media_relayed, 0, __ATOMIC_RELAXED),
+		};
+		if(paystream_meter_tick(&viewer->meter, &c, now_ms)) {
+			bench_usage_seconds++;
+			bench_usage_amount += viewer->meter.price_per_second;
+		}
+	}
+}
+
+static __attribute__((noinline)) guint64 bench_phase_records(paystream_spool *s, bench_viewer **v, guint n,
+		gint64 now_ms) {
+	guint64 spooled = 0;
+	for(guint i = 0; i < n; i++) {
+		bench_viewer *viewer = v[i];
+		if(now_ms - viewer->last_record_ms < (gint64)bench_interval * 1000)
+			continue;
+		viewer->last_record_ms = now_ms;
+		paystream_meter_record r;
+		if(!paystream_meter_take_record(&viewer->meter, &r))
+			continue;
+		paystream_record_ids ids = { viewer->session, viewer->room, viewer->viewer };
+		json_t *record = paystream_record_tick(&ids, &r, viewer->meter.currency);
+		int rc = paystream_spool_append(s, record, NULL);
+		if(rc != PAYSTREAM_SPOOL_OK)
+			fail("append", rc);
+		json_decref(record);
+		spooled++;
+	}
+	return spooled;
+}
+
+static __attribute__((noinline)) void bench_phase_commit(paystream_spool *s) {
+	int rc = paystream_spool_commit(s);
+	if(rc != PAYSTREAM_SPOOL_OK)
+		fail("commit", rc);
+}
+
+static __attribute__((noinline)) int bench_phase_begin_batch(paystream_spool *s, char **id, json_t **records) {
+	return paystream_spool_begin_batch(s, BENCH_BATCH_MAX, id, records);
+}
+
+static __attribute__((noinline)) char *bench_phase_body(const char *id, json_t *records) {
+	return bench_batch_body(id, BENCH_INSTANCE, records);
+}
+
+static __attribute__((noinline)) char *bench_phase_sign(const char *body) {
+	return paystream_signature_header(BENCH_SECRET, time(NULL), body, strlen(body));
+}
+
+static __attribute__((noinline)) void bench_phase_ack(paystream_spool *s, const char *id) {
+	int rc = paystream_spool_ack_batch(s, id);
+	if(rc != PAYSTREAM_SPOOL_OK)
+		fail("ack", rc);
+}
+
+static __attribute__((noinline)) void bench_phase_compact(paystream_spool *s) {
+	int rc = paystream_spool_compact(s);
+	if(rc != PAYSTREAM_SPOOL_OK)
+		fail("compact", rc);
+}
+
+#define TIMED(run, which, stmt) do { \
+		gint64 w0_ = bench_now_ns(), c0_ = bench_cpu_ns(); \
+		stmt; \
+		if((run) != NULL) { \
+			(run)->ph[which].wall += bench_now_ns() - w0_; \
+			(run)->ph[which].cpu += bench_cpu_ns() - c0_; \
+		} \
+	} while(0)
+
+/* Drain the spool as the usage thread does (minus the HTTP call). */
+static void bench_drain(paystream_spool *s, bench_run *run) {
+	for(;;) {
+		char *id = NULL;
+		json_t *records = NULL;
+		int rc;
+		TIMED(run, PH_BEGIN, rc = bench_phase_begin_batch(s, &id, &records));
+		if(rc == PAYSTREAM_SPOOL_ERR_EMPTY)
+			break;
+		if(rc != PAYSTREAM_SPOOL_OK)
+			fail("begin_batch", rc);
+		char *text, *sig;
+		TIMED(run, PH_BODY, text = bench_phase_body(id, records));
+		TIMED(run, PH_SIGN, sig = bench_phase_sign(text));
+		/* (the POST happens here in the plugin) */
+		TIMED(run, PH_ACK, bench_phase_ack(s, id));
+		if(run != NULL)
+			run->batches++;
+		g_free(sig);
+		free(text);
+		g_free(id);
+		json_decref(records);
+	}
+	if(paystream_spool_bytes(s) > bench_spool_max / 2) {
+		TIMED(run, PH_COMPACT, bench_phase_compact(s));
+		if(run != NULL)
+			run->compactions++;
+	}
+}
+
+/* One simulated second: the ticker's round, then the usage thread's. */
+static void bench_second(paystream_spool *s, bench_viewer **v, guint n, gint64 now_ms, bench_run *run) {
+	bench_relay(v, n);
+	TIMED(run, PH_TICK, bench_phase_tick(v, n, now_ms));
+	guint64 spooled;
+	TIMED(run, PH_RECORDS, spooled = bench_phase_records(s, v, n, now_ms));
+	TIMED(run, PH_COMMIT, bench_phase_commit(s));
+	if(run != NULL)
+		run->records += spooled;
+	bench_drain(s, run);
+}
+
+static void bench_one_run(const char *base, guint n, guint seconds, guint per_room, bench_run *run) {
+	memset(run, 0, sizeof(*run));
+	char *dir = bench_tempdir(base, "paystream-bench-spool");
+	GError *error = NULL;
+	paystream_spool *s = paystream_spool_open(dir, bench_spool_max, NULL, &error);
+	if(s == NULL) {
+		fprintf(stderr, "bench_metering: %s\n", error->message);
+		exit(1);
+	}
+	guint rooms = (n + per_room - 1) / per_room;
+	char **room_ids = g_new0(char *, rooms);
+	for(guint r = 0; r < rooms; r++)
+		room_ids[r] = g_strdup_printf("room-%05u", r);
+	gint64 t0 = (g_get_real_time() / 1000000) * 1000;
+	bench_viewer **v = g_new0(bench_viewer *, n);
+	for(guint i = 0; i < n; i++) {
+		bench_viewer *viewer = g_new0(bench_viewer, 1);
+		viewer->session = paystream_random_uuid();
+		viewer->room = room_ids[i / per_room];
+		viewer->viewer = g_strdup_printf("viewer-%07u", i);
+		paystream_meter_init(&viewer->meter, BENCH_PRICE, "CRD", PAYSTREAM_METER_NO_BUDGET);
+		/* Sessions began at different times within the interval. */
+		viewer->last_record_ms = t0 - (gint64)(i % bench_interval) * 1000;
+		paystream_record_ids ids = { viewer->session, viewer->room, viewer->viewer };
+		json_t *start = paystream_record_session_start(&ids, viewer->last_record_ms, BENCH_PRICE, "CRD");
+		int rc = paystream_spool_append(s, start, NULL);
+		if(rc != PAYSTREAM_SPOOL_OK)
+			fail("append session_start", rc);
+		json_decref(start);
+		v[i] = viewer;
+		if(i % 10000 == 9999) {
+			bench_phase_commit(s);
+			bench_drain(s, NULL);
+		}
+	}
+	bench_phase_commit(s);
+	bench_drain(s, NULL);
+	/* Warm-up: one full interval, so that every viewer has spooled a tick. */
+	gint64 now = t0;
+	for(guint k = 0; k < bench_interval; k++) {
+		now += 1000;
+		bench_second(s, v, n, now, NULL);
+	}
+	CALLGRIND_ZERO_STATS;
+	for(guint k = 0; k < seconds; k++) {
+		now += 1000;
+		bench_second(s, v, n, now, run);
+	}
+	CALLGRIND_DUMP_STATS_AT("measured");
+	paystream_spool_close(s);
+	for(guint i = 0; i < n; i++) {
+		paystream_meter_clear(&v[i]->meter);
+		g_free(v[i]->session);
+		g_free(v[i]->viewer);
+		g_free(v[i]);
+	}
+	g_free(v);
+	for(guint r = 0; r < rooms; r++)
+		g_free(room_ids[r]);
+	g_free(room_ids);
+	bench_rmdir(dir);
+	g_free(dir);
+}
+
+static void usage(void) {
+	fprintf(stderr, "usage: bench_metering [--sessions N] [--seconds S] [--interval I] [--runs R]\n"
+		"                      [--dir BASE] [--spool-max BYTES] [--per-room V]\n");
+	exit(2);
+}
+
+int main(int argc, char **argv) {
+	guint n = 1000, seconds = 10, runs = 3, per_room = 100;
+	const char *base = "/var/tmp";
+	static const struct option opts[] = {
+		{ "sessions", required_argument, NULL, 'n' },
+		{ "seconds", required_argument, NULL, 's' },
+		{ "interval", required_argument, NULL, 'i' },
+		{ "runs", required_argument, NULL, 'r' },
+		{ "dir", required_argument, NULL, 'd' },
+		{ "spool-max", required_argument, NULL, 'm' },
+		{ "per-room", required_argument, NULL, 'p' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+	while((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch(c) {
+		case 'n': n = (guint)strtoul(optarg, NULL, 10); break;
+		case 's': seconds = (guint)strtoul(optarg, NULL, 10); break;
+		case 'i': bench_interval = (guint)strtoul(optarg, NULL, 10); break;
+		case 'r': runs = (guint)strtoul(optarg, NULL, 10); break;
+		case 'd': base = optarg; break;
+		case 'm': bench_spool_max = g_ascii_strtoull(optarg, NULL, 10); break;
+		case 'p': per_room = (guint)strtoul(optarg, NULL, 10); break;
+		default: usage();
+		}
+	}
+	if(n == 0 || seconds == 0 || bench_interval == 0 || runs == 0 || per_room == 0)
+		usage();
+	printf("# bench_metering: %u sessions, billing_interval %u s, %u measured s, %u run(s), spool in %s\n",
+		n, bench_interval, seconds, runs, base);
+	printf("# ns per viewer-second (wall); cpu = thread CPU ns per viewer-second\n");
+	printf("%-6s %9s %8s %8s %8s %9s %8s %8s %8s %8s %9s %9s\n", "run", "records", "tick", "records",
+		"commit", "beg_batch", "body", "sign", "ack", "compact", "TOTAL", "TOTALcpu");
+	double (*vals)[PH_N + 2] = g_malloc0(sizeof(double[PH_N + 2]) * runs);
+	for(guint r = 0; r < runs; r++) {
+		bench_run run;
+		bench_one_run(base, n, seconds, per_room, &run);
+		double vs = (double)n * seconds;
+		double total = 0, total_cpu = 0;
+		for(int p = 0; p < PH_N; p++) {
+			vals[r][p] = run.ph[p].wall / vs;
+			total += run.ph[p].wall;
+			total_cpu += run.ph[p].cpu;
+		}
+		vals[r][PH_N] = total / vs;
+		/* CPU of all phases (fsync waits excluded): what the machine spends. */
+		vals[r][PH_N + 1] = total_cpu / vs;
+		printf("%-6u %9" G_GUINT64_FORMAT, r + 1, run.records);
+		for(int p = 0; p < PH_N; p++)
+			printf(" %*.1f", p == PH_BEGIN ? 9 : 8, vals[r][p]);
+		printf(" %9.1f %9.1f\n", vals[r][PH_N], vals[r][PH_N + 1]);
+		printf("#      batches %" G_GUINT64_FORMAT ", compactions %" G_GUINT64_FORMAT
+			", commit cpu %.1f ns, begin_batch cpu %.1f ns, compact cpu %.1f ns per viewer-second\n",
+			run.batches, run.compactions, run.ph[PH_COMMIT].cpu / vs, run.ph[PH_BEGIN].cpu / vs,
+			run.ph[PH_COMPACT].cpu / vs);
+		fflush(stdout);
+	}
+	printf("%-6s %9s", "median", "");
+	double col[64];
+	for(int p = 0; p < PH_N + 2; p++) {
+		for(guint r = 0; r < runs; r++)
+			col[r] = vals[r][p];
+		printf(" %*.1f", p == PH_BEGIN || p >= PH_N ? 9 : 8, bench_median(col, (int)MIN(runs, 64)));
+	}
+	printf("\n");
+	/* One machine-readable line for bench/run. */
+	printf("RESULT metering sessions=%u interval=%u", n, bench_interval);
+	for(int p = 0; p < PH_N + 2; p++) {
+		for(guint r = 0; r < runs; r++)
+			col[r] = vals[r][p];
+		static const char *const extra[] = { "total", "total_cpu" };
+		printf(" %s=%.1f", p < PH_N ? phase_names[p] : extra[p - PH_N], bench_median(col, (int)MIN(runs, 64)));
+	}
+	printf("\n");
+	g_free(vals);
+	return 0;
+}
