@@ -216,6 +216,19 @@ cors: {
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
 
+    def kill9(self, deadline=10.0):
+        """SIGKILL (a crash: no clean-up by the plugin); returns the exit code."""
+        if self.proc is None:
+            return None
+        self.proc.kill()
+        rc = self.proc.wait(timeout=deadline)
+        self.proc = None
+        for f in (self._log, self._err):
+            if f:
+                f.close()
+        self._log = self._err = None
+        return rc
+
     def stop(self, deadline=10.0):
         if self.proc is None:
             return None
@@ -704,7 +717,9 @@ class Performer(Peer):
                       extra=None, timeout=15):
         """publish; returns the answer event (published or error)."""
         jsep = await self.make_offer()
-        body = {"request": "publish", "room": room, "stream_key": stream_key}
+        body = {"request": "publish", "room": room}
+        if stream_key is not None:       # None: publish with a token (extra)
+            body["stream_key"] = stream_key
         if display is not None:
             body["display"] = display
         if takeover is not None:
@@ -765,8 +780,10 @@ class Viewer(Peer):
             return
 
     async def watch(self, room, pin=None, display=None, viewer_id=None,
-                    timeout=10):
+                    timeout=10, token=None):
         body = {"request": "watch", "room": room}
+        if token is not None:
+            body["token"] = token
         if pin is not None:
             body["pin"] = pin
         if display is not None:
@@ -796,8 +813,10 @@ class Viewer(Peer):
         expect_ok(ev, "started", f"{self.label} start")
         return ev
 
-    async def join_live(self, room, pin=None, display=None, viewer_id=None):
-        ev = await self.watch(room, pin=pin, display=display, viewer_id=viewer_id)
+    async def join_live(self, room, pin=None, display=None, viewer_id=None,
+                        token=None):
+        ev = await self.watch(room, pin=pin, display=display, viewer_id=viewer_id,
+                              token=token)
         data = expect_ok(ev, "watching", f"{self.label} watch")
         check(data.get("status") == "live",
               f"{self.label}: watch on a live room gave status {data.get('status')}")
@@ -868,3 +887,160 @@ class Viewer(Peer):
 
 def color_close(a, b, tol=45):
     return a is not None and all(abs(x - y) <= tol for x, y in zip(a, b))
+
+
+# ---------------------------------------------------------------------------
+# Billing: tokens, the reference billing service, a plugin config using it
+# ---------------------------------------------------------------------------
+
+BILLING_SERVICE = os.path.abspath(os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts", "billing-service"))
+
+
+def b64url(data):
+    import base64
+    if isinstance(data, str):
+        data = data.encode()
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def make_jwt(secret, claims, alg="HS256", header=None):
+    """A compact JWS: HS256 over "<header>.<payload>" (base64url, no
+    padding); alg 'none' gives an empty signature."""
+    import hashlib
+    import hmac
+    hdr = header if header is not None else {"alg": alg, "typ": "JWT"}
+    signing = b64url(json.dumps(hdr, separators=(",", ":"))) + "." + \
+        b64url(json.dumps(claims, separators=(",", ":")))
+    if alg == "none":
+        return signing + "."
+    sig = hmac.new(secret.encode(), signing.encode(), hashlib.sha256).digest()
+    return signing + "." + b64url(sig)
+
+
+class BillingService:
+    """scripts/billing-service on a free port of 127.0.0.1, its SQLite
+    database and log in `workdir`."""
+
+    def __init__(self, workdir, secrets, funds=()):
+        self.workdir = workdir
+        self.secrets = list(secrets)
+        self.funds = list(funds)
+        self.proc = None
+        self.url = None
+        self.log_path = os.path.join(workdir, "billing.stderr")
+        os.makedirs(workdir, exist_ok=True)
+
+    def start(self, deadline=15.0):
+        cmd = ["/usr/bin/python3", BILLING_SERVICE, "--listen", "127.0.0.1:0",
+               "--db", os.path.join(self.workdir, "billing.db"), "--log-level", "info"]
+        for s in self.secrets:
+            cmd += ["--secret", s]
+        for acc, amount in self.funds:
+            cmd += ["--fund", f"{acc}={amount}"]
+        self._err = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=self._err)
+        box = {}
+
+        def read_line():
+            box["line"] = self.proc.stdout.readline().decode("utf-8", "replace")
+        t = threading.Thread(target=read_line, daemon=True)
+        t.start()
+        t.join(deadline)
+        line = box.get("line", "")
+        prefix = "billing-service listening on "
+        if not line.startswith(prefix):
+            self.stop()
+            raise TestFailure(f"billing-service did not start within {deadline}s "
+                              f"(stdout {line!r}); log:\n{self._tail()}")
+        self.url = line[len(prefix):].strip()
+        return self.url
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self):
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        rc = self.proc.returncode
+        self.proc = None
+        self._err.close()
+        return rc
+
+    def _tail(self, lines=30):
+        try:
+            with open(self.log_path, "rb") as f:
+                data = f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+        return "\n".join(data.splitlines()[-lines:])
+
+    def log_size(self):
+        try:
+            return os.path.getsize(self.log_path)
+        except OSError:
+            return 0
+
+    def log_since(self, off, lines=40):
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(off)
+                data = f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+        return "\n".join(data.splitlines()[-lines:])
+
+    # -- HTTP (admin endpoints)
+    async def get(self, path):
+        return await asyncio.to_thread(_get, self.url + path, 10)
+
+    async def post(self, path, body):
+        return await apost(self.url + path, body, 10)
+
+    async def fund(self, account, balance):
+        return await self.post("/admin/accounts", {"account": account, "balance": balance})
+
+    async def faults(self, **faults):
+        return await self.post("/admin/faults", faults)
+
+    async def reset_faults(self):
+        return await self.post("/admin/reset-faults", {})
+
+    async def stats(self):
+        return await self.get("/admin/stats")
+
+    async def ledger(self, account):
+        import urllib.parse
+        return await self.get("/admin/ledger?account=" + urllib.parse.quote(account, safe=""))
+
+    async def balance(self, account):
+        import urllib.parse
+        return (await self.get("/admin/accounts/" + urllib.parse.quote(account, safe="")))["balance"]
+
+    async def session(self, session_id):
+        for s in (await self.get("/admin/sessions"))["sessions"]:
+            if s["session"] == session_id:
+                return s
+        return None
+
+    async def tips(self):
+        return (await self.get("/admin/tips"))["tips"]
+
+
+def billing_plugin_config(billing_url, billing_secret, token_secret, spool_dir,
+                          **extra):
+    """The plugin's jcfg with a general category using the billing service."""
+    os.makedirs(spool_dir, exist_ok=True)
+    items = {"token_secret": token_secret, "billing_url": billing_url,
+             "billing_secret": billing_secret, "spool_dir": spool_dir}
+    items.update({k: v for k, v in extra.items() if v is not None})
+    lines = "".join(f'\t{k} = "{v}"\n' for k, v in items.items())
+    return "general: {\n" + lines + "}\n"

@@ -710,6 +710,12 @@ async def test_admin_key(ctx):
     check(await ctx.exists(room) and await ctx.exists(room2), "rooms missing")
 
 
+# Metering, billing and tips (their own Janus each, with a billing service)
+import billing_tests  # noqa: E402
+
+TESTS.extend(billing_tests.TESTS)
+
+
 # ---------------------------------------------------------------------------
 # Runner
 # ---------------------------------------------------------------------------
@@ -862,6 +868,7 @@ async def main(argv):
             print(f"FAIL janus_shutdown: {one}", flush=True)
     finally:
         runner.stop_shared()
+        billing_tests.shutdown()
         if failed or keep:
             sys.stderr.write(f"integration: janus folders and logs kept in {runner.root}\n")
         else:
