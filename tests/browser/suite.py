@@ -1,0 +1,552 @@
+"""End-to-end browser tests of html/ (see ./run).
+
+One headless Chromium with one window per page (the performer, viewers alice,
+bob and carol), a private Janus with the plugin (HTTP on 8088, WebSockets on
+8188), the reference billing service on 8090 and html/serve.py on 8080, all on
+127.0.0.1 inside the network namespace ./run made.
+
+Every wait is a WebDriverWait on page state with a deadline; no fixed sleeps
+for synchronization.
+"""
+import base64
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+import urllib.parse
+import urllib.request
+
+from selenium import webdriver
+from selenium.common.exceptions import TimeoutException, WebDriverException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+PLUGIN_SO = os.environ.get("PAYSTREAM_PLUGIN") or os.path.join(ROOT, "build/plugin/.libs/libjanus_paystream.so")
+ARTIFACTS = os.environ.get("PAYSTREAM_BROWSER_ARTIFACTS") or os.path.join(ROOT, "build/browser-artifacts")
+JANUS_LIBDIR = "/usr/lib/x86_64-linux-gnu/janus"
+WEB = "http://127.0.0.1:8080"
+BILLING = "http://127.0.0.1:8090"
+
+ROOM = "show"
+STREAM_KEY = "browser-test-stream-key"
+PRICE = 2
+TOKEN_SECRET = "browser-test-token-secret"
+BILLING_SECRET = "browser-test-billing-secret"
+FUNDS = {"alice": 800, "bob": 5000, "carol": 16}   # carol: 8 seconds at 2/s
+XSS = '<img src=x onerror="window.__xss=1">'
+
+
+
+class Failure(Exception):
+    pass
+
+
+def check(cond, msg):
+    if not cond:
+        raise Failure(msg)
+
+
+def token(sub, **extra):
+    import importlib.util
+    spec = importlib.util.spec_from_loader("make_token", loader=None)
+    mod = importlib.util.module_from_spec(spec)
+    with open(os.path.join(ROOT, "scripts/make-token")) as f:
+        exec(compile(f.read(), "make-token", "exec"), mod.__dict__)
+    claims = {"room": ROOM, "sub": sub, "role": "viewer", "exp": int(time.time()) + 3600}
+    claims.update(extra)
+    return mod.make_token(TOKEN_SECRET, claims)
+
+
+def get_json(url, timeout=5):
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return json.loads(r.read())
+
+
+def wait_url(url, proc, name, deadline=20):
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise Failure(f"{name} exited with {proc.returncode} during start-up")
+        try:
+            urllib.request.urlopen(url, timeout=2).read()
+            return
+        except OSError:
+            time.sleep(0.1)  # readiness poll, bounded by the deadline
+    raise Failure(f"{name} did not answer {url} within {deadline}s")
+
+
+# ---------------------------------------------------------------------------
+# Services
+# ---------------------------------------------------------------------------
+
+class Services:
+    def __init__(self, workdir):
+        self.wd = workdir
+        self.procs = []
+
+    def spawn(self, name, argv, **kw):
+        log = open(os.path.join(self.wd, name + ".log"), "ab")
+        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                             start_new_session=True, **kw)
+        self.procs.append((name, p))
+        return p
+
+    def start(self):
+        wd = self.wd
+        p = self.spawn("billing", [sys.executable, os.path.join(ROOT, "scripts/billing-service"),
+                                   "--listen", "127.0.0.1:8090", "--secret", BILLING_SECRET,
+                                   "--db", os.path.join(wd, "billing.db")] +
+                       [a for acct, n in FUNDS.items() for a in ("--fund", f"{acct}={n}")])
+        wait_url(BILLING + "/health", p, "billing service")
+
+        for sub in ("plugins", "transports", "events", "loggers"):
+            os.makedirs(os.path.join(wd, sub), exist_ok=True)
+        # A copy: a concurrent rebuild of build/ does not change the plugin under test.
+        shutil.copy(PLUGIN_SO, os.path.join(wd, "plugins", "libjanus_paystream.so"))
+        for t in ("libjanus_http.so", "libjanus_websockets.so"):
+            os.symlink(os.path.join(JANUS_LIBDIR, "transports", t), os.path.join(wd, "transports", t))
+        with open(os.path.join(wd, "janus.jcfg"), "w") as f:
+            f.write(f"""general: {{
+	configs_folder = "{wd}"
+	plugins_folder = "{wd}/plugins"
+	transports_folder = "{wd}/transports"
+	events_folder = "{wd}/events"
+	loggers_folder = "{wd}/loggers"
+	debug_level = 4
+	debug_timestamps = true
+	debug_colors = false
+	admin_secret = "browser-admin"
+}}
+certificates: {{
+}}
+media: {{
+	rtp_port_range = "20000-40000"
+}}
+nat: {{
+	nice_debug = false
+	ice_enforce_list = "v0"
+}}
+plugins: {{
+}}
+transports: {{
+}}
+loggers: {{
+}}
+events: {{
+	broadcast = false
+}}
+""")
+        with open(os.path.join(wd, "janus.transport.http.jcfg"), "w") as f:
+            f.write('general: {\n\tjson = "plain"\n\tbase_path = "/janus"\n\thttp = true\n\tport = 8088\n'
+                    '\tip = "127.0.0.1"\n\thttps = false\n}\nadmin: {\n\tadmin_base_path = "/admin"\n'
+                    '\tadmin_http = true\n\tadmin_port = 7088\n\tadmin_ip = "127.0.0.1"\n\tadmin_https = false\n}\n'
+                    'cors: {\n}\n')
+        with open(os.path.join(wd, "janus.transport.websockets.jcfg"), "w") as f:
+            f.write('general: {\n\tjson = "plain"\n\tws = true\n\tws_port = 8188\n\tws_ip = "127.0.0.1"\n'
+                    '\twss = false\n}\nadmin: {\n\tadmin_ws = false\n\tadmin_wss = false\n}\ncors: {\n}\n')
+        with open(os.path.join(wd, "janus.plugin.paystream.jcfg"), "w") as f:
+            f.write(f"""general: {{
+	token_secret = "{TOKEN_SECRET}"
+	billing_url = "{BILLING}"
+	billing_secret = "{BILLING_SECRET}"
+	spool_dir = "{wd}/spool"
+	instance = "browser-tests"
+}}
+room-{ROOM}: {{
+	room = "{ROOM}"
+	description = "browser tests"
+	stream_key = "{STREAM_KEY}"
+	audiocodec = "opus"
+	videocodec = "vp8,h264"
+	fir_freq = 10
+	price_per_second = {PRICE}
+	currency = "credits"
+	tick_notify = 1
+	min_tip = 1
+	max_tip = 1000
+}}
+""")
+        p = self.spawn("janus", ["janus", "-C", os.path.join(wd, "janus.jcfg"), "-F", wd], cwd=wd)
+        wait_url("http://127.0.0.1:8088/janus/info", p, "janus")
+        info = get_json("http://127.0.0.1:8088/janus/info")
+        check("janus.plugin.paystream" in info.get("plugins", {}), "janus did not load the plugin")
+
+        p = self.spawn("static", [sys.executable, os.path.join(ROOT, "html/serve.py"), "--listen", "127.0.0.1:8080",
+                                  "--billing", BILLING])
+        wait_url(WEB + "/index.html", p, "static server")
+
+    def stop(self):
+        for name, p in reversed(self.procs):
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+
+    def dead(self):
+        return [f"{n} exited with {p.returncode}" for n, p in self.procs if p.poll() is not None]
+
+
+# ---------------------------------------------------------------------------
+# Browser
+# ---------------------------------------------------------------------------
+
+class Browser:
+    def __init__(self, workdir):
+        opts = webdriver.ChromeOptions()
+        opts.binary_location = "/usr/bin/chromium"
+        for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--use-fake-device-for-media-stream",
+                  "--use-fake-ui-for-media-stream", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run",
+                  f"--user-data-dir={workdir}/chromium-profile", "--disable-features=WebRtcHideLocalIpsWithMdns",
+                  "--autoplay-policy=no-user-gesture-required", "--disable-background-timer-throttling",
+                  "--disable-backgrounding-occluded-windows", "--disable-renderer-backgrounding",
+                  "--window-size=1280,900", "--disable-dev-shm-usage"):
+            opts.add_argument(a)
+        opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+        self.driver = webdriver.Chrome(options=opts, service=Service("/usr/bin/chromedriver",
+                                                                     log_output=os.path.join(workdir, "chromedriver.log")))
+        self.windows = {}
+        self.first = True
+
+    def open(self, name, url):
+        if self.first:
+            self.first = False
+        else:
+            self.driver.switch_to.new_window("window")
+        self.windows[name] = self.driver.current_window_handle
+        self.driver.get(url)
+
+    def on(self, name):
+        if self.driver.current_window_handle != self.windows[name]:
+            self.driver.switch_to.window(self.windows[name])
+        return self.driver
+
+    def js(self, name, script, *args):
+        return self.on(name).execute_script(script, *args)
+
+    def wait(self, name, script, timeout, what, *args):
+        d = self.on(name)
+        try:
+            return WebDriverWait(d, timeout, poll_frequency=0.2).until(lambda drv: drv.execute_script(script, *args))
+        except TimeoutException:
+            state = d.execute_script("return [document.body.dataset.state, document.getElementById('state') && "
+                                     "document.getElementById('state').textContent, document.getElementById('error') && "
+                                     "document.getElementById('error').textContent]")
+            raise Failure(f"{name}: {what}: not within {timeout}s (page state {state})") from None
+
+    def state(self, name, wanted, timeout=30):
+        return self.wait(name, "return document.body.dataset.state === arguments[0]", timeout,
+                         f"state {wanted!r}", wanted)
+
+    def text(self, name, elem_id):
+        return self.on(name).find_element(By.ID, elem_id).text
+
+    def close(self, name):
+        self.on(name).close()
+        del self.windows[name]
+        if self.windows:
+            self.driver.switch_to.window(next(iter(self.windows.values())))
+
+    def console(self, name):
+        try:
+            return [f"{e.get('level')} {e.get('message')}" for e in self.on(name).get_log("browser")]
+        except WebDriverException:
+            return []
+
+    def rtp_stats(self, name):
+        """The viewer's inbound video RTP stats (for failure reports)."""
+        try:
+            return self.on(name).execute_async_script("""
+const done = arguments[arguments.length - 1];
+const v = window.paystreamPage && window.paystreamPage.viewer;
+const pc = v && v.pc;
+if (!pc) return done(null);
+pc.getStats().then((r) => {
+  const out = [];
+  r.forEach((s) => { if (s.type === 'inbound-rtp' && s.kind === 'video')
+    out.push({ssrc: s.ssrc, packets: s.packetsReceived, lost: s.packetsLost, bytes: s.bytesReceived,
+              decoded: s.framesDecoded, keyframes: s.keyFramesDecoded, plis: s.pliCount, firs: s.firCount,
+              w: s.frameWidth, h: s.frameHeight, dropped: s.framesDropped, nacks: s.nackCount}); });
+  done({pc: pc.connectionState, ice: pc.iceConnectionState, video: out});
+}, () => done(null));
+""")
+        except WebDriverException as e:
+            return str(e)
+
+    def quit(self):
+        try:
+            self.driver.quit()
+        except WebDriverException:
+            pass
+
+
+# ---------------------------------------------------------------------------
+# Tests (they run in this order and build on each other's pages)
+# ---------------------------------------------------------------------------
+
+PLAYING = """
+const v = document.getElementById('video');
+return v && v.videoWidth > 0 && v.currentTime > 0 ? [v.videoWidth, v.currentTime, window.paystreamFrames.count] : null;
+"""
+
+
+def playing(b, name, timeout=30):
+    """The viewer's video has a size and its currentTime advances."""
+    w, t0, _ = b.wait(name, PLAYING, timeout, "video playing (videoWidth > 0)")
+    b.wait(name, "const v = document.getElementById('video'); return v.currentTime > arguments[0] + 1.0",
+           15, "video currentTime advancing", t0)
+    return w
+
+
+def viewer_url(sub, display, **extra):
+    q = {"room": ROOM, "token": token(sub, **extra), "display": display}
+    return WEB + "/viewer.html?" + urllib.parse.urlencode(q)
+
+
+def test_performer_goes_live(b):
+    url = WEB + "/performer.html?" + urllib.parse.urlencode(
+        {"room": ROOM, "key": STREAM_KEY, "display": "Star", "video": "960x540"})
+    b.open("performer", url)
+    b.state("performer", "live", 40)
+    check(b.js("performer", "return document.body.dataset.simulcast") == "true",
+          "the plugin did not report simulcast for the performer (published.simulcast)")
+    b.wait("performer", "const v = document.getElementById('preview'); return v.videoWidth > 0", 10, "camera preview")
+
+
+def test_two_viewers_play(b):
+    b.open("alice", viewer_url("alice", "Alice"))
+    b.open("bob", viewer_url("bob", "Bob"))
+    for name in ("alice", "bob"):
+        b.state(name, "live", 40)
+        playing(b, name)
+    b.wait("performer", "return Number(document.getElementById('viewers').textContent) >= 2", 10,
+           "performer's viewer count reaches 2")
+
+
+def billed_seconds(account):
+    ledger = get_json(f"{BILLING}/admin/ledger?account={account}")
+    return -sum(e["delta"] for e in ledger["entries"] if e["kind"] == "usage") / PRICE
+
+
+def meter(b, name):
+    return int(b.js(name, "return Number(document.getElementById('seconds').textContent)"))
+
+
+def test_meter_counts_and_matches_ledger(b):
+    s0 = b.wait("alice", "const s = Number(document.getElementById('seconds').textContent); return s > 0 ? s : null",
+                20, "meter starts")
+    t0 = time.monotonic()
+    s1 = b.wait("alice", "const s = Number(document.getElementById('seconds').textContent); "
+                "return s >= arguments[0] + 6 ? s : null", 15, "meter counts 6 more seconds", s0)
+    elapsed = time.monotonic() - t0
+    rate = (s1 - s0) / elapsed
+    check(0.7 <= rate <= 1.35, f"meter rate {rate:.2f} s/s ({s1 - s0} s in {elapsed:.1f} s)")
+    amount = int(b.js("alice", "return Number(document.getElementById('amount').textContent)"))
+    check(amount == s1 * PRICE or amount >= (s1 - 1) * PRICE, f"amount {amount} for {s1} s at {PRICE}/s")
+    # The page's meter against the billing service's ledger (batches every second).
+    shown = meter(b, "alice")
+    billed = billed_seconds("alice")
+    check(abs(shown - billed) <= 2, f"meter shows {shown} s, ledger has {billed} s for alice")
+
+
+def tip(b, name, amount, message):
+    d = b.on(name)
+    d.find_element(By.ID, "tip-amount").clear()
+    d.find_element(By.ID, "tip-amount").send_keys(str(amount))
+    d.find_element(By.ID, "tip-message").clear()
+    d.find_element(By.ID, "tip-message").send_keys(message)
+    d.execute_script("document.getElementById('tip-result').dataset.status = ''")
+    d.find_element(By.ID, "tip-send").click()
+    return b.wait(name, "const s = document.getElementById('tip-result').dataset.status;"
+                  "return ['accepted', 'declined', 'failed', 'error'].includes(s) ? s : null", 20, "tip result")
+
+
+FEED_HAS = """
+return [...document.querySelectorAll('#tips li .msg')].some((e) => e.textContent === arguments[0]);
+"""
+
+
+def test_tip_reaches_performer_and_others(b):
+    status = tip(b, "alice", 7, XSS)
+    check(status == "accepted", f"alice's tip: {status}: {b.text('alice', 'tip-result')}")
+    for name in ("performer", "bob", "alice"):
+        b.wait(name, FEED_HAS, 10, "the tip in the feed, as text", XSS)
+        check(b.js(name, "return document.querySelectorAll('#tips img').length") == 0, f"{name}: an <img> in the feed")
+        check(b.js(name, "return window.__xss === undefined"), f"{name}: the tip message ran as HTML")
+    li = b.on("performer").find_element(By.CSS_SELECTOR, "#tips li")
+    check("Alice" in li.text and "7" in li.text, f"performer's feed entry: {li.text!r}")
+
+
+def test_tip_beyond_balance_declined(b):
+    status = tip(b, "alice", 1000, "too much")
+    check(status == "declined", f"a 1000 tip with alice's balance: {status}: {b.text('alice', 'tip-result')}")
+    check("not enough funds" in b.text("alice", "tip-result"), b.text("alice", "tip-result"))
+    # A later tip is delivered after the declined one would have been: once
+    # the marker shows, the declined tip would be there too.
+    marker = "marker after the declined tip"
+    status = tip(b, "alice", 1, marker)
+    check(status == "accepted", f"marker tip: {status}: {b.text('alice', 'tip-result')}")
+    for name in ("performer", "bob", "alice"):
+        b.wait(name, FEED_HAS, 10, "the marker tip", marker)
+        check(not b.js(name, FEED_HAS, "too much"), f"{name} shows the declined tip")
+
+
+SENT_LAYERS = """
+const pc = window.paystreamPage.performer && window.paystreamPage.performer.pc;
+if (!pc) return null;
+const s = pc.getSenders().find((x) => x.track && x.track.kind === 'video');
+return s ? JSON.stringify(s.getParameters().encodings.map((e) => [e.rid, e.active, e.scaleResolutionDownBy])) : null;
+"""
+
+
+def test_quality_low(b):
+    w0 = b.wait("bob", "const f = window.paystreamFrames; return f.width >= 480 ? f.width : null", 30,
+                "bob receives a layer at least 480 wide")
+    Select(b.on("bob").find_element(By.ID, "quality")).select_by_value("low")
+    try:
+        w1 = b.wait("bob", "const f = window.paystreamFrames; return f.width > 0 && f.width < arguments[0] ? f.width : null",
+                    20, f"received width drops below {w0}", w0)
+    except Failure as e:
+        raise Failure(f"{e}; layer shown: {b.text('bob', 'layer')!r}; error: {b.text('bob', 'error')!r}; "
+                      f"performer's sent layers: {b.js('performer', SENT_LAYERS)}") from None
+    b.wait("bob", "return document.getElementById('layer').textContent.startsWith('low')", 10,
+           "simulcast event reports the low layer")
+    check(w1 <= w0 / 2, f"low layer width {w1} vs {w0}")
+
+
+def test_out_of_funds_stops(b):
+    b.open("carol", viewer_url("carol", "Carol"))
+    b.state("carol", "live", 40)
+    b.wait("carol", "return window.paystreamFrames.count > 0", 20, "carol's video plays")
+    b.state("carol", "stopped", 40)
+    reason = b.js("carol", "return document.body.dataset.stopReason")
+    check(reason == "insufficient_funds", f"stop reason {reason!r}")
+    check("out of funds" in b.text("carol", "overlay"), f"overlay: {b.text('carol', 'overlay')!r}")
+    b.wait("carol", "return performance.now() - window.paystreamFrames.last > 2500", 15, "carol's video stops")
+    check(b.js("carol", "return document.getElementById('pause').disabled"), "pause still enabled after stop")
+
+
+def test_performer_restart_viewers_recover(b):
+    b.close("carol")
+    b.on("performer").find_element(By.ID, "stop").click()
+    b.state("performer", "offline", 15)
+    for name in ("alice", "bob"):
+        b.state(name, "offline", 15)
+    b.on("performer").find_element(By.ID, "golive").click()
+    b.state("performer", "live", 30)
+    for name in ("alice", "bob"):
+        b.state(name, "live", 30)
+        c0 = b.js(name, "return window.paystreamFrames.count")
+        before = b.rtp_stats(name)
+        try:
+            b.wait(name, "return window.paystreamFrames.count > arguments[0] + 15", 20, "frames after the restart", c0)
+        except Failure as e:
+            raise Failure(f"{e}; video RTP when the viewer showed live again: {before}; 20 s later: {b.rtp_stats(name)}") from None
+        b.wait(name, "return window.paystreamFrames.count > arguments[0] + 15", 20, "frames after the restart", c0)
+        playing(b, name, 10)
+    s0 = meter(b, "alice")
+    b.wait("alice", "return Number(document.getElementById('seconds').textContent) >= arguments[0] + 2", 10,
+           "meter counts again", s0)
+
+
+def test_screenshots(b):
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    saved = []
+    for width, height, tag in ((1280, 900, "desktop"), (390, 844, "phone")):
+        for name in ("performer", "alice"):
+            d = b.on(name)
+            d.set_window_size(width, height)
+            b.wait(name, "return window.innerWidth <= arguments[0]", 5, "resize", width)
+            path = os.path.join(ARTIFACTS, f"{name}-{tag}.png")
+            check(d.save_screenshot(path), f"screenshot {path}")
+            saved.append(path)
+            # The whole page too (below the fold), through the DevTools protocol.
+            height = d.execute_script("return document.documentElement.scrollHeight")
+            shot = d.execute_cdp_cmd("Page.captureScreenshot", {
+                "format": "png", "captureBeyondViewport": True,
+                "clip": {"x": 0, "y": 0, "width": width, "height": height, "scale": 1}})
+            path = os.path.join(ARTIFACTS, f"{name}-{tag}-full.png")
+            with open(path, "wb") as f:
+                f.write(base64.b64decode(shot["data"]))
+            saved.append(path)
+    print("screenshots: " + " ".join(saved), flush=True)
+
+
+TESTS = [test_performer_goes_live, test_two_viewers_play, test_meter_counts_and_matches_ledger,
+         test_tip_reaches_performer_and_others, test_tip_beyond_balance_declined, test_quality_low,
+         test_out_of_funds_stops, test_performer_restart_viewers_recover, test_screenshots]
+
+
+def main(argv):
+    if os.path.isdir(ARTIFACTS):
+        shutil.rmtree(ARTIFACTS)
+    os.makedirs(ARTIFACTS)
+    print(f"artifacts (screenshots, logs): {ARTIFACTS}", flush=True)
+    if not os.path.isfile(PLUGIN_SO):
+        print(f"browser: plugin not found: {PLUGIN_SO}")
+        print("browser: 0 passed, 1 failed")
+        return 1
+    workdir = tempfile.mkdtemp(prefix="paystream-browser-")
+    services = Services(workdir)
+    browser = None
+    passed = failed = 0
+    started = time.monotonic()
+    try:
+        services.start()
+        browser = Browser(workdir)
+        for fn in TESTS:
+            name = fn.__name__[len("test_"):]
+            t0 = time.monotonic()
+            try:
+                fn(browser)
+                passed += 1
+                print(f"ok   {name} ({time.monotonic() - t0:.1f}s)", flush=True)
+            except Exception as e:  # noqa: BLE001
+                failed += 1
+                print(f"FAIL {name} ({time.monotonic() - t0:.1f}s): {e}", flush=True)
+                if not isinstance(e, Failure):
+                    traceback.print_exc()
+                dead = services.dead()
+                if dead:
+                    print("  dead services: " + ", ".join(dead), flush=True)
+                for w in list(browser.windows):
+                    if w != "performer":
+                        print(f"  [{w} rtp] {browser.rtp_stats(w)}", flush=True)
+                    for line in browser.console(w)[-15:]:
+                        print(f"  [{w} console] {line[:300]}", flush=True)
+                if dead:
+                    break
+    except Exception as e:  # noqa: BLE001
+        failed += 1
+        print(f"FAIL setup: {e}", flush=True)
+        traceback.print_exc()
+    finally:
+        if browser:
+            browser.quit()
+        services.stop()
+        for log in ("janus.log", "billing.log", "static.log", "chromedriver.log"):
+            src = os.path.join(workdir, log)
+            if os.path.exists(src):
+                shutil.copy(src, os.path.join(ARTIFACTS, log))
+        if os.environ.get("PAYSTREAM_BROWSER_KEEP") == "1":
+            print(f"kept {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    print(f"total {time.monotonic() - started:.0f}s; logs and screenshots in {ARTIFACTS}")
+    print(f"browser: {passed} passed, {failed} failed")
+    return 0 if failed == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
