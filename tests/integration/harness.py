@@ -81,8 +81,13 @@ class JanusServer:
     the same workdir keeps whatever the plugin saved in its config file."""
 
     def __init__(self, workdir, plugin_so, plugin_config=None,
-                 ld_preload=None, plugin_file=None):
+                 ld_preload=None, plugin_file=None, events_backend=None,
+                 events_mask="plugins"):
         self.workdir = workdir
+        # events_backend: a URL; Janus's stock HTTP event handler (sampleevh)
+        # is loaded and POSTs the events `events_mask` selects there
+        self.events_backend = events_backend
+        self.events_mask = events_mask
         self.plugin_so = os.path.abspath(plugin_so)
         self.plugin_file = plugin_file or "libjanus_paystream.so"
         self.ld_preload = ld_preload
@@ -108,6 +113,22 @@ class JanusServer:
         if not os.path.lexists(tlink):
             os.symlink(os.path.join(JANUS_LIBDIR, "transports",
                                     "libjanus_http.so"), tlink)
+        if self.events_backend:
+            elink = os.path.join(wd, "events", "libjanus_sampleevh.so")
+            if not os.path.lexists(elink):
+                os.symlink(os.path.join(JANUS_LIBDIR, "events",
+                                        "libjanus_sampleevh.so"), elink)
+            with open(os.path.join(wd, "janus.eventhandler.sampleevh.jcfg"), "w") as f:
+                f.write(f"""general: {{
+	enabled = true
+	events = "{self.events_mask}"
+	grouping = true
+	json = "plain"
+	backend = "{self.events_backend}"
+	max_retransmissions = 5
+	retransmissions_backoff = 100
+}}
+""")
         with open(os.path.join(wd, "janus.jcfg"), "w") as f:
             f.write(f"""general: {{
 	configs_folder = "{wd}"
@@ -138,7 +159,7 @@ transports: {{
 loggers: {{
 }}
 events: {{
-	broadcast = false
+	broadcast = {"true" if self.events_backend else "false"}
 }}
 """)
         with open(os.path.join(wd, "janus.transport.http.jcfg"), "w") as f:
@@ -1044,3 +1065,85 @@ def billing_plugin_config(billing_url, billing_secret, token_secret, spool_dir,
     items.update({k: v for k, v in extra.items() if v is not None})
     lines = "".join(f'\t{k} = "{v}"\n' for k, v in items.items())
     return "general: {\n" + lines + "}\n"
+
+
+# ---------------------------------------------------------------------------
+# Event handler backend: what Janus's sampleevh POSTs
+# ---------------------------------------------------------------------------
+
+class EventSink:
+    """A tiny HTTP server on 127.0.0.1 (a thread) collecting the JSON that
+    Janus's HTTP event handler POSTs (one event or a grouped array).  Each
+    event is kept as (monotonic arrival time, event object)."""
+
+    def __init__(self):
+        import http.server
+        sink = self
+        self.events = []
+        self.bad_posts = []
+        self._lock = threading.Lock()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802
+                n = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(n)
+                try:
+                    data = json.loads(body)
+                except ValueError:
+                    with sink._lock:
+                        sink.bad_posts.append(body[:500])
+                    data = []
+                items = data if isinstance(data, list) else [data]
+                now = time.monotonic()
+                with sink._lock:
+                    sink.events.extend((now, e) for e in items)
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *a):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/events"
+        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True,
+                                        name="event-sink")
+        self._thread.start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def plugin_events(self, plugin=PLUGIN):
+        """[(t, data)] of the plugin events (type 64) of `plugin`, in order."""
+        with self._lock:
+            evs = list(self.events)
+        out = []
+        for t, e in evs:
+            if not isinstance(e, dict) or e.get("type") != 64:
+                continue
+            body = e.get("event") or {}
+            if body.get("plugin") == plugin and isinstance(body.get("data"), dict):
+                out.append((t, body["data"]))
+        return out
+
+    def named(self, name, pred=None):
+        return [(t, d) for t, d in self.plugin_events()
+                if d.get("event") == name and (pred is None or pred(d))]
+
+    async def wait(self, name, pred=None, timeout=10, count=1):
+        """Wait until `count` plugin events `name` matching pred arrived;
+        returns the list of their data objects."""
+        end = time.monotonic() + timeout
+        while True:
+            got = self.named(name, pred)
+            if len(got) >= count:
+                return [d for _, d in got]
+            if time.monotonic() >= end:
+                seen = [d.get("event") for _, d in self.plugin_events()]
+                raise TestFailure(
+                    f"event handler backend: {len(got)}/{count} '{name}' plugin events "
+                    f"within {timeout}s; plugin events seen: {seen[-60:]}; "
+                    f"{len(self.events)} events in all, bad posts {self.bad_posts[:2]}")
+            await asyncio.sleep(0.1)

@@ -88,9 +88,10 @@ class Ctx:
         check(isinstance(data.get("exists"), bool), f"exists: not a boolean: {short(data)}")
         return data["exists"]
 
-    async def start_server(self, plugin_config=None, workdir=None):
-        """A private Janus for this test (the shared one is stopped)."""
-        return await self.runner.own_server(self, plugin_config, workdir)
+    async def start_server(self, plugin_config=None, workdir=None, **server_kw):
+        """A private Janus for this test (the shared one is stopped);
+        server_kw go to harness.JanusServer (e.g. events_backend)."""
+        return await self.runner.own_server(self, plugin_config, workdir, **server_kw)
 
     async def cleanup(self):
         for p in self.peers:
@@ -715,6 +716,11 @@ import billing_tests  # noqa: E402
 
 TESTS.extend(billing_tests.TESTS)
 
+# Event handler notifications and the spool's limits (own Janus each)
+import events_tests  # noqa: E402
+
+TESTS.extend(events_tests.TESTS)
+
 
 # ---------------------------------------------------------------------------
 # Runner
@@ -734,9 +740,9 @@ class Runner:
         self.owned = []     # (server, log offsets) started for the current test
         self.shutdown_problems = []
 
-    def new_server(self, name, plugin_config=None, workdir=None):
+    def new_server(self, name, plugin_config=None, workdir=None, **server_kw):
         return H.JanusServer(workdir or os.path.join(self.root, name), self.plugin,
-                             plugin_config, self.preload)
+                             plugin_config, self.preload, **server_kw)
 
     async def get_shared(self):
         if self.shared is not None and not self.shared.alive():
@@ -765,9 +771,10 @@ class Runner:
             self.shutdown_problems.append(
                 f"shared janus ({srv.workdir}) exit code {rc} on SIGTERM; {rep or ''}")
 
-    async def own_server(self, ctx, plugin_config, workdir):
+    async def own_server(self, ctx, plugin_config, workdir, **server_kw):
         self.stop_shared()
-        srv = self.new_server(f"{ctx.name}{len(self.owned)}", plugin_config, workdir)
+        srv = self.new_server(f"{ctx.name}{len(self.owned)}", plugin_config, workdir,
+                              **server_kw)
         self.owned.append((srv, (0, 0)))
         await asyncio.to_thread(srv.start)
         ctx.server = srv
