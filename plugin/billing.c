@@ -29,7 +29,8 @@
 
 #define PAYSTREAM_BATCH_MAX 1000
 #define PAYSTREAM_RETRY_BASE_MS 250
-#define PAYSTREAM_RESPONSE_MAX (64 * 1024)
+/* A reply's stop list names sessions: leave room for many thousands. */
+#define PAYSTREAM_RESPONSE_MAX (16 * 1024 * 1024)
 
 static paystream_billing_callbacks paystream_callbacks;
 static paystream_spool *paystream_billing_spool;
@@ -46,6 +47,7 @@ static gint64 paystream_last_success;		/* unix ms of the last 2xx, 0: none */
 static guint paystream_failures;			/* consecutive failed usage calls */
 static guint paystream_inflight_records;	/* in the batch being sent */
 static gboolean paystream_spool_full;
+static gboolean paystream_spool_broken;	/* an fsync failed: the journal cannot be trusted until a restart */
 
 gboolean paystream_billing_enabled(void) {
 	return paystream_billing_spool != NULL;
@@ -356,9 +358,11 @@ int paystream_billing_record(json_t *record) {
 	if(rc == PAYSTREAM_SPOOL_OK)
 		return 0;
 	g_mutex_lock(&paystream_billing_mutex);
-	gboolean first = !paystream_spool_full;
+	gboolean first = !paystream_spool_full && !paystream_spool_broken;
 	if(rc == PAYSTREAM_SPOOL_ERR_FULL)
 		paystream_spool_full = TRUE;
+	else if(rc == PAYSTREAM_SPOOL_ERR_BROKEN || rc == PAYSTREAM_SPOOL_ERR_IO)
+		paystream_spool_broken = TRUE;
 	g_mutex_unlock(&paystream_billing_mutex);
 	if(first) {
 		JANUS_LOG(LOG_ERR, "[paystream] spool: cannot append a record: %s\n", paystream_spool_status_name(rc));
@@ -373,7 +377,19 @@ int paystream_billing_commit(void) {
 		return 0;
 	int rc = paystream_spool_commit(paystream_billing_spool);
 	if(rc != PAYSTREAM_SPOOL_OK) {
-		JANUS_LOG(LOG_ERR, "[paystream] spool: commit failed: %s\n", paystream_spool_status_name(rc));
+		g_mutex_lock(&paystream_billing_mutex);
+		gboolean first = !paystream_spool_broken;
+		paystream_spool_broken = TRUE;
+		g_mutex_unlock(&paystream_billing_mutex);
+		if(first) {
+			/* Records stay in memory (metering.c's backlog); new priced
+			 * sessions are refused; the operator must fix the disk and
+			 * restart Janus, whose replay of the journal is the truth. */
+			JANUS_LOG(LOG_ERR, "[paystream] spool: commit failed (%s): new priced sessions are refused "
+				"until Janus is restarted\n", paystream_spool_status_name(rc));
+			paystream_notify(NULL, "spool_error", NULL, json_pack("{sssI}", "error", paystream_spool_status_name(rc),
+				"spool_bytes", (json_int_t)paystream_spool_bytes(paystream_billing_spool)));
+		}
 		return -1;
 	}
 	/* Records are durable now: let the usage thread send them at once, so a
@@ -388,9 +404,9 @@ gboolean paystream_billing_accepting(void) {
 	if(paystream_billing_spool == NULL)
 		return FALSE;
 	g_mutex_lock(&paystream_billing_mutex);
-	gboolean full = paystream_spool_full;
+	gboolean accepting = !paystream_spool_full && !paystream_spool_broken;
 	g_mutex_unlock(&paystream_billing_mutex);
-	return !full;
+	return accepting;
 }
 
 int paystream_billing_tip(const char *tip_id, json_t *tip) {
@@ -418,7 +434,8 @@ json_t *paystream_billing_stats(void) {
 	json_object_set_new(stats, "last_success", paystream_last_success ? json_integer(paystream_last_success) : json_null());
 	json_object_set_new(stats, "consecutive_failures", json_integer(paystream_failures));
 	json_object_set_new(stats, "tips_in_flight", json_integer(g_hash_table_size(paystream_tips_due)));
-	json_object_set_new(stats, "accepting_sessions", json_boolean(!paystream_spool_full));
+	json_object_set_new(stats, "accepting_sessions", json_boolean(!paystream_spool_full && !paystream_spool_broken));
+	json_object_set_new(stats, "spool_broken", json_boolean(paystream_spool_broken));
 	g_mutex_unlock(&paystream_billing_mutex);
 	json_object_set_new(stats, "spool_bytes", json_integer(paystream_spool_bytes(paystream_billing_spool)));
 	json_object_set_new(stats, "spool_max_bytes", json_integer(paystream_spool_max));

@@ -104,11 +104,21 @@ static json_t *paystream_stopped_event(paystream_viewer *viewer, const char *rea
 }
 
 void paystream_metering_stop_locked(paystream_viewer *viewer, const char *reason, paystream_outbox *box) {
-	if(!viewer->metered || g_atomic_int_get(&viewer->stopped))
+	if(!viewer->metered)
 		return;
 	/* The meter keeps the pointer: reasons from the billing service's reply
-	 * must outlive it. */
+	 * must outlive it. They are interned, so only a bounded, sane set. */
+	if(strlen(reason) > 64 || strspn(reason, "abcdefghijklmnopqrstuvwxyz_") != strlen(reason))
+		reason = "stopped_by_billing";
 	reason = g_intern_string(reason);
+	if(g_atomic_int_get(&viewer->stopped)) {
+		/* Already stopped by its budget: a later stop (the service's) is
+		 * final, so a refresh must not restart the session. */
+		if(viewer->meter.stop_reason != NULL && strcmp(viewer->meter.stop_reason, "budget_exhausted") == 0 &&
+				strcmp(reason, "budget_exhausted") != 0)
+			viewer->meter.stop_reason = reason;
+		return;
+	}
 	paystream_meter_stop(&viewer->meter, reason);
 	g_atomic_int_set(&viewer->stopped, 1);
 	paystream_take_tick_record(viewer);
@@ -207,7 +217,8 @@ static void paystream_tick_viewer_locked(paystream_viewer *viewer, gboolean live
 		.performer_live = live,
 		.media_relayed = __atomic_exchange_n(&viewer->media_relayed, 0, __ATOMIC_RELAXED),
 	};
-	if(now_ms / 1000 > viewer->token_exp + PAYSTREAM_TOKEN_LEEWAY) {
+	/* (Written so that a huge exp cannot overflow.) */
+	if(now_ms / 1000 - PAYSTREAM_TOKEN_LEEWAY >= viewer->token_exp) {
 		paystream_metering_stop_locked(viewer, "token_expired", box);
 		return;
 	}
@@ -331,8 +342,9 @@ void paystream_ticker_stop(void) {
 	g_mutex_unlock(&paystream_ticker_mutex);
 	g_thread_join(paystream_ticker_thread);
 	paystream_ticker_thread = NULL;
-	/* What is still counted and not recorded is finished by the rooms'
-	 * teardown; records the spool could not take are lost only here. */
+}
+
+void paystream_metering_flush(void) {
 	paystream_backlog_flush();
 	paystream_billing_commit();
 }

@@ -60,5 +60,8 @@ int paystream_metering_check_token(const char *jwt, const char *room, paystream_
 /* The ticker thread. */
 void paystream_ticker_start(void);
 void paystream_ticker_stop(void);
+/* Spool what the backlog holds and commit (at shutdown, after the last
+ * sessions were finished). */
+void paystream_metering_flush(void);
 
 #endif

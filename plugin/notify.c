@@ -15,6 +15,8 @@ json_t *paystream_event_new(const char *name, const char *room) {
 }
 
 void paystream_push(paystream_session *session, const char *transaction, json_t *event, json_t *jsep) {
+	if(session != NULL && jsep != NULL)
+		g_atomic_int_set(&session->has_pc, 1);	/* Janus sets up ICE for this SDP */
 	if(session != NULL && !g_atomic_int_get(&session->destroyed) && paystream_gateway != NULL) {
 		int rc = paystream_gateway->push_event(session->handle, &paystream_plugin, transaction, event, jsep);
 		if(rc != 0)
@@ -77,8 +79,8 @@ void paystream_outbox_flush(paystream_outbox *box) {
 			paystream_push(item->session, NULL, item->event, item->jsep);
 		else if(item->jsep != NULL)
 			json_decref(item->jsep);
-		if(item->close_pc && !g_atomic_int_get(&item->session->destroyed))
-			paystream_gateway->close_pc(item->session->handle);
+		if(item->close_pc)
+			paystream_session_close_pc(item->session);
 		janus_refcount_decrease(&item->session->ref);
 		g_free(item);
 	}

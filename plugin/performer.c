@@ -61,6 +61,8 @@ void paystream_performer_offline(paystream_performer *performer, const char *rea
 static void paystream_publish(paystream_message *msg, paystream_result *result) {
 	paystream_session *session = msg->session;
 	json_t *body = msg->body;
+	/* A hang-up of this offer's PeerConnection while we work is noticed below. */
+	gint hangups = g_atomic_int_get(&session->hangups);
 	if(paystream_session_role(session) == PAYSTREAM_ROLE_VIEWER) {
 		paystream_fail(result, PAYSTREAM_ERROR_WRONG_STATE, "This handle is watching: leave first, or publish from another handle");
 		return;
@@ -155,7 +157,7 @@ static void paystream_publish(paystream_message *msg, paystream_result *result) 
 	janus_mutex_unlock(&room->mutex);
 
 	paystream_session_set_performer(session, performer);
-	if(g_atomic_int_get(&session->destroyed)) {
+	if(g_atomic_int_get(&session->destroyed) || g_atomic_int_get(&session->hangups) != hangups) {
 		/* As in watch: the handle's hang-up may have missed this performer. */
 		paystream_performer_offline(performer, "hangup");
 		paystream_session_clear_performer(session, performer);
@@ -194,7 +196,7 @@ static void paystream_unpublish(paystream_message *msg, paystream_performer *per
 	paystream_performer_offline(performer, reason);
 	paystream_session_clear_performer(msg->session, performer);
 	paystream_push(msg->session, msg->transaction, paystream_event_new(reason, performer->room->id), NULL);
-	paystream_gateway->close_pc(msg->session->handle);
+	paystream_session_close_pc(msg->session);
 }
 
 static void paystream_performer_configure(paystream_message *msg, paystream_performer *performer) {

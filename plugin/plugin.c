@@ -57,10 +57,20 @@ static void paystream_dispatch(paystream_message *msg) {
 	paystream_result result = { 0 };
 	switch(msg->spec->type) {
 		case PAYSTREAM_REQUEST_PUBLISH:
+		case PAYSTREAM_REQUEST_WATCH:
+			if(paystream_session_closing(msg->session)) {
+				paystream_fail(&result, PAYSTREAM_ERROR_WRONG_STATE,
+					"This handle's previous PeerConnection is still closing: wait for Janus's hangup event");
+				break;
+			}
+			if(msg->spec->type == PAYSTREAM_REQUEST_PUBLISH)
+				paystream_performer_request(msg, &result);
+			else
+				paystream_viewer_request(msg, &result);
+			break;
 		case PAYSTREAM_REQUEST_UNPUBLISH:
 			paystream_performer_request(msg, &result);
 			break;
-		case PAYSTREAM_REQUEST_WATCH:
 		case PAYSTREAM_REQUEST_START:
 		case PAYSTREAM_REQUEST_PAUSE:
 		case PAYSTREAM_REQUEST_RESUME:
@@ -86,8 +96,10 @@ static void paystream_dispatch(paystream_message *msg) {
 		/* The core set up ICE for the refused offer: close it, so the handle
 		 * can publish again once Janus reports the hang-up. */
 		if(msg->spec->type == PAYSTREAM_REQUEST_PUBLISH && msg->jsep != NULL &&
-				paystream_session_role(msg->session) != PAYSTREAM_ROLE_PERFORMER)	/* else: keep its PC */
-			paystream_gateway->close_pc(msg->session->handle);
+				paystream_session_role(msg->session) == PAYSTREAM_ROLE_NONE) {	/* else: keep its PC */
+			g_atomic_int_set(&msg->session->has_pc, 1);
+			paystream_session_close_pc(msg->session);
+		}
 	}
 }
 
@@ -178,7 +190,7 @@ static void paystream_finish_session(paystream_viewer *viewer, gpointer data, pa
 
 static void paystream_finish_all_sessions(void) {
 	paystream_rooms_foreach_viewer(paystream_finish_session, NULL);
-	paystream_billing_commit();
+	paystream_metering_flush();
 }
 
 static void paystream_destroy_plugin(void) {
@@ -238,6 +250,9 @@ static void paystream_create_session(janus_plugin_session *handle, int *error) {
 /* What a handle going away or hanging up means for its role. */
 static void paystream_session_hangup(paystream_session *session) {
 	g_atomic_int_set(&session->pc_up, 0);
+	g_atomic_int_set(&session->has_pc, 0);
+	g_atomic_int_set(&session->pc_closing, 0);
+	g_atomic_int_inc(&session->hangups);
 	paystream_performer_hangup(session);
 	paystream_viewer_hangup(session);
 }
@@ -323,6 +338,8 @@ static struct janus_plugin_result *paystream_handle_message(janus_plugin_session
 		janus_refcount_decrease(&session->ref);
 		goto done;
 	}
+	if(jsep != NULL)
+		g_atomic_int_set(&session->has_pc, 1);	/* the core took the SDP: a PeerConnection exists */
 	/* Asynchronous: the message takes the session's reference and ownership
 	 * of transaction, body and jsep. */
 	paystream_message *msg = g_malloc0(sizeof(paystream_message));

@@ -6,6 +6,7 @@
 
 #include <debug.h>
 
+#include "plugin.h"
 #include "room.h"
 
 static GHashTable *paystream_sessions;	/* janus_plugin_session -> paystream_session */
@@ -119,12 +120,26 @@ gboolean paystream_session_clear_viewer(paystream_session *session, paystream_vi
 	return was;
 }
 
+void paystream_session_close_pc(paystream_session *session) {
+	if(g_atomic_int_get(&session->destroyed))
+		return;
+	if(g_atomic_int_get(&session->has_pc))
+		g_atomic_int_set(&session->pc_closing, 1);
+	paystream_gateway->close_pc(session->handle);
+}
+
+gboolean paystream_session_closing(paystream_session *session) {
+	return g_atomic_int_get(&session->pc_closing);
+}
+
 void paystream_session_set_performer(paystream_session *session, paystream_performer *performer) {
 	janus_refcount_increase(&performer->ref);
 	janus_mutex_lock(&session->mutex);
 	paystream_performer *old = session->performer;
 	session->performer = performer;
 	janus_mutex_unlock(&session->mutex);
+	/* A new role on a new PeerConnection: its hang-up must be seen. */
+	g_atomic_int_set(&session->hangingup, 0);
 	if(old != NULL)
 		janus_refcount_decrease(&old->ref);
 }
@@ -135,6 +150,7 @@ void paystream_session_set_viewer(paystream_session *session, paystream_viewer *
 	paystream_viewer *old = session->viewer;
 	session->viewer = viewer;
 	janus_mutex_unlock(&session->mutex);
+	g_atomic_int_set(&session->hangingup, 0);
 	if(old != NULL)
 		janus_refcount_decrease(&old->ref);
 }

@@ -24,6 +24,9 @@ typedef struct paystream_session {
 	struct paystream_viewer *viewer;		/* holds a reference */
 	guint32 sdp_version;			/* o= version of offers we send */
 	volatile gint pc_up;			/* setup_media seen, no hang-up since */
+	volatile gint has_pc;			/* a JSEP was exchanged: Janus has a PeerConnection */
+	volatile gint pc_closing;		/* we asked Janus to close it; its hang-up is still due */
+	volatile gint hangups;			/* hangup_media calls so far */
 	volatile gint hangingup;
 	volatile gint destroyed;
 	janus_refcount ref;
@@ -56,6 +59,13 @@ struct paystream_viewer *paystream_session_viewer(paystream_session *session);
  * session's reference); returns TRUE if it was. */
 gboolean paystream_session_clear_performer(paystream_session *session, struct paystream_performer *performer);
 gboolean paystream_session_clear_viewer(paystream_session *session, struct paystream_viewer *viewer);
+/* Ask Janus to close the handle's PeerConnection. Until Janus reports the
+ * hang-up the handle takes no new role (see paystream_session_closing), so
+ * that late hang-up cannot tear down a role taken meanwhile. */
+void paystream_session_close_pc(paystream_session *session);
+/* TRUE while a close asked by the plugin has not been reported yet. */
+gboolean paystream_session_closing(paystream_session *session);
+
 /* Give the session a role object (takes a new reference). */
 void paystream_session_set_performer(paystream_session *session, struct paystream_performer *performer);
 void paystream_session_set_viewer(paystream_session *session, struct paystream_viewer *viewer);

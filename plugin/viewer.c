@@ -90,6 +90,9 @@ static void paystream_watch(paystream_message *msg, paystream_result *result) {
 	if(jwt != NULL) {
 		result->code = paystream_metering_check_token(jwt, room->id, PAYSTREAM_TOKEN_ROLE_VIEWER, &token,
 			result->text, sizeof(result->text));
+		if(result->code == 0 && !paystream_viewer_id_valid(token.sub))
+			paystream_fail(result, PAYSTREAM_ERROR_INVALID_TOKEN,
+				"Token refused: its sub must be 1 to 128 characters of A-Z a-z 0-9 . _ @ : -");
 		if(result->code == 0 && given_id != NULL && strcmp(given_id, token.sub) != 0)
 			paystream_fail(result, PAYSTREAM_ERROR_INVALID_ELEMENT, "'viewer_id' must be the token's sub ('%s')", token.sub);
 		if(result->code != 0) {
@@ -300,7 +303,7 @@ void paystream_viewer_request(paystream_message *msg, paystream_result *result) 
 		case PAYSTREAM_REQUEST_LEAVE:
 			paystream_viewer_remove(viewer, "left");
 			paystream_push(msg->session, msg->transaction, paystream_event_new("left", viewer->room->id), NULL);
-			paystream_gateway->close_pc(msg->session->handle);
+			paystream_session_close_pc(msg->session);
 			break;
 		default:
 			paystream_fail(result, PAYSTREAM_ERROR_WRONG_STATE, "'%s' is not a viewer request", msg->spec->name);
