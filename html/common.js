@@ -7,7 +7,15 @@ export function params() {
 }
 
 // setState(state, text): the page's state badge and <body data-state>.
+// Every change is also kept in window.paystreamStates ({state, text, at:
+// performance.now()}, the last 200) so a test or a support person can see
+// short-lived states such as `reconnecting`.
 export function setState(state, text) {
+	if (document.body.dataset.state !== state) {
+		const log = window.paystreamStates || (window.paystreamStates = []);
+		log.push({ state, text, at: performance.now() });
+		if (log.length > 200) log.shift();
+	}
 	document.body.dataset.state = state;
 	const badge = $('state');
 	if (badge) {

@@ -452,7 +452,19 @@ export class Viewer extends Role {
 		return this._send(body);
 	}
 
-	refresh(token) { return this._send({ request: 'refresh', token }); }
+	// refresh(token) -> Promise of the `refreshed` event ({exp, budget, resumed});
+	// rejects with a PaystreamError (e.g. 458 when the token is refused). The
+	// new token's exp and budget replace the old ones; a session stopped with
+	// budget_exhausted gets media again when the new budget pays for more.
+	refresh(token) {
+		return new Promise((resolve, reject) => {
+			const offs = [
+				this.on('refreshed', (msg) => { offs.forEach((f) => f()); this.opts.token = token; resolve(msg); }),
+				this.on('error', (err) => { if (err.request === 'refresh') { offs.forEach((f) => f()); reject(err); } }),
+			];
+			this._send({ request: 'refresh', token }).catch((e) => { offs.forEach((f) => f()); reject(e); });
+		});
+	}
 
 	// tip({amount, message, tipId, onpending}) -> Promise<tip_result> that
 	// resolves with the final result (status accepted, declined or failed), or

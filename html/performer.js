@@ -112,6 +112,8 @@ async function publishOnce(takeover) {
 		else if (s === 'failed') lost('the media connection failed');
 	});
 	p.on('hangup', () => { if (p === performer && wantLive) lost('the media connection was closed'); });
+	// janus.js tore our PeerConnection down without a hang-up from Janus (e.g. a local failure).
+	p.on('cleanup', () => { if (p === performer && wantLive) lost('the media connection was closed'); });
 	showError('');
 	state('live', p.info && p.info.simulcast ? 'simulcast' : '');
 	document.body.dataset.simulcast = String(!!(p.info && p.info.simulcast));
@@ -203,7 +205,18 @@ if (q.get('simulcast') === '0') $('simulcast').checked = false;
 state('offline');
 
 // For tests and debugging: the page's objects.
-window.paystreamPage = { get performer() { return performer; }, get client() { return client; }, goLive, stop };
+window.paystreamPage = {
+	get performer() { return performer; }, get client() { return client; }, goLive, stop,
+	// Debugging and tests: drop the live PeerConnection the way a browser whose
+	// media connection died does (janus.js closes it and tells Janus, which
+	// answers with a hang-up). The page should show `reconnecting` and come
+	// back by itself with takeover on a new handle. Returns false when not live.
+	debugDropMedia() {
+		if (!performer || !performer.handle || !performer.pc) return false;
+		performer.handle.hangup(true);
+		return true;
+	},
+};
 
 (async () => {
 	try { await startPreview(); } catch (e) { return; }

@@ -89,14 +89,16 @@ async function watch(ev) {
 function hook(v) {
 	v.on('track', (stream) => {
 		if (video.srcObject !== stream) video.srcObject = stream;
-		play();
+		if (!paused) play();
 	});
 	v.on('webrtcup', () => { if (!stopped && !paused) state('live', 'LIVE'); });
 	v.on('started', () => { if (!stopped) state('live', 'LIVE'); });
 	v.on('live', (m, jsep) => { if (!stopped) state(jsep ? 'connecting' : 'live', jsep ? 'connecting…' : 'LIVE', jsep ? 'The performer is back, connecting…' : ''); });
 	v.on('offline', () => { if (!stopped) state('offline', 'performer offline', 'The performer is offline. Stay here: the show resumes when they are back.'); });
-	v.on('paused', () => { paused = true; $('pause').textContent = 'Resume'; state('paused', 'paused', 'Paused: you are not being charged.'); });
-	v.on('resumed', () => { paused = false; $('pause').textContent = 'Pause'; state('live', 'LIVE'); });
+	// Paused: the element is paused too (a MediaStream's currentTime would
+	// otherwise run on with the audio clock while no frames come).
+	v.on('paused', () => { paused = true; video.pause(); $('pause').textContent = 'Resume'; state('paused', 'paused', 'Paused: you are not being charged.'); });
+	v.on('resumed', () => { paused = false; $('pause').textContent = 'Pause'; play(); state('live', 'LIVE'); });
 	v.on('tick', (m) => {
 		$('seconds').textContent = m.seconds;
 		$('amount').textContent = m.amount;
@@ -109,6 +111,15 @@ function hook(v) {
 		const why = STOP_REASONS[m.reason] || m.reason;
 		document.body.dataset.stopReason = m.reason;
 		state('stopped', 'stopped: ' + why, 'Stopped: ' + why + '.');
+		tellPlatform({ type: 'paystream:stopped', reason: m.reason, seconds: m.seconds, amount: m.amount, currency: m.currency });
+	});
+	v.on('refreshed', (m) => {
+		if (v !== viewer) return;
+		if (stopped && m.resumed) {
+			stopped = false;
+			delete document.body.dataset.stopReason;
+			state(paused ? 'paused' : 'live', paused ? 'paused' : 'LIVE', paused ? 'Paused: you are not being charged.' : '');
+		}
 	});
 	v.on('simulcast', (m) => { $('layer').textContent = (LAYERS[m.substream] || m.substream) + ' (layer ' + m.substream + ')'; });
 	v.on('tip', (m) => addTip($('tips'), m));
@@ -173,6 +184,61 @@ async function tip(ev) {
 	}
 }
 
+// ---- token refresh: the platform hands the page a new token ---------------
+// window.paystreamViewer.refresh(token) -> Promise of {exp, budget, resumed},
+// or a postMessage {type: 'paystream:refresh', token, id} from this page's
+// origin or one named by ?platform_origin= (comma-separated), answered with
+// {type: 'paystream:refresh-result', id, ok, exp, budget, resumed, error, code}.
+// See docs/CLIENT.md "Token refresh".
+async function refresh(token) {
+	token = typeof token === 'string' ? token.trim() : '';
+	if (!token) throw new Error('refresh: no token given');
+	const v = viewer;
+	if (!v) {
+		// Not watching (yet, or any more): keep it for the next watch.
+		$('token').value = token;
+		return { exp: null, budget: null, resumed: false, watching: false };
+	}
+	const r = await v.refresh(token);
+	if (v === viewer) $('token').value = token;   // a reconnect watches with the new token
+	return { exp: r.exp, budget: r.budget === undefined ? null : r.budget, resumed: !!r.resumed, watching: true };
+}
+
+function originOf(s) {
+	try { return new URL(s).origin; } catch (e) { return null; }
+}
+const platformOrigins = new Set([window.location.origin,
+	...(q.get('platform_origin') || '').split(',').map((s) => originOf(s.trim())).filter(Boolean)]);
+
+// Tells the embedding page (parent frame or opener) about the session, only
+// at the origins it is allowed to have.
+function tellPlatform(msg) {
+	const targets = [];
+	if (window.parent && window.parent !== window) targets.push(window.parent);
+	if (window.opener) targets.push(window.opener);
+	for (const t of targets) {
+		for (const origin of platformOrigins) {
+			try { t.postMessage(msg, origin); } catch (e) { /* closed or not allowed */ }
+		}
+	}
+}
+
+window.addEventListener('message', async (ev) => {
+	const d = ev.data;
+	if (!d || typeof d !== 'object' || d.type !== 'paystream:refresh') return;
+	if (!platformOrigins.has(ev.origin)) return;
+	const reply = (m) => {
+		if (ev.source) ev.source.postMessage(Object.assign({ type: 'paystream:refresh-result', id: d.id === undefined ? null : d.id }, m), ev.origin);
+	};
+	try {
+		const r = await refresh(d.token);
+		reply(Object.assign({ ok: true }, r));
+	} catch (e) {
+		showError(errorText(e));
+		reply({ ok: false, error: errorText(e), code: e.code || null });
+	}
+});
+
 $('join-form').addEventListener('submit', watch);
 $('tip-form').addEventListener('submit', tip);
 $('leave').addEventListener('click', leave);
@@ -192,5 +258,6 @@ $('token').value = q.get('token') || '';
 $('display').value = q.get('display') || '';
 if (q.get('muted') === '1') video.muted = true;
 state('idle', 'not watching', 'Enter a room and your ticket to watch.');
-window.paystreamPage = { get viewer() { return viewer; }, get client() { return client; }, watch, leave };
+window.paystreamPage = { get viewer() { return viewer; }, get client() { return client; }, watch, leave, refresh };
+window.paystreamViewer = Object.freeze({ refresh, get state() { return document.body.dataset.state; } });
 if ($('room').value && ($('token').value || q.get('free') === '1')) watch();

@@ -1,7 +1,7 @@
 """End-to-end browser tests of html/ (see ./run).
 
 One headless Chromium with one window per page (the performer, viewers alice,
-bob and carol), a private Janus with the plugin (HTTP on 8088, WebSockets on
+bob, carol and dave, and index.html for a moment), a private Janus with the plugin (HTTP on 8088, WebSockets on
 8188), the reference billing service on 8090 and html/serve.py on 8080, all on
 127.0.0.1 inside the network namespace ./run made.
 
@@ -9,6 +9,8 @@ Every wait is a WebDriverWait on page state with a deadline; no fixed sleeps
 for synchronization.
 """
 import base64
+import hashlib
+import hmac
 import json
 import os
 import shutil
@@ -25,6 +27,8 @@ from selenium import webdriver
 from selenium.common.exceptions import TimeoutException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -40,7 +44,7 @@ STREAM_KEY = "browser-test-stream-key"
 PRICE = 2
 TOKEN_SECRET = "browser-test-token-secret"
 BILLING_SECRET = "browser-test-billing-secret"
-FUNDS = {"alice": 800, "bob": 5000, "carol": 16}   # carol: 8 seconds at 2/s
+FUNDS = {"alice": 800, "bob": 5000, "carol": 16, "dave": 1000}   # carol: 8 seconds at 2/s
 XSS = '<img src=x onerror="window.__xss=1">'
 
 
@@ -54,20 +58,41 @@ def check(cond, msg):
         raise Failure(msg)
 
 
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def make_jwt(secret, claims):
+    """A compact HS256 JWS, as the platform's backend mints them (docs/API.md "Tokens")."""
+    signing = b64url(json.dumps({"alg": "HS256", "typ": "JWT"}, separators=(",", ":")).encode()) + "." + \
+        b64url(json.dumps(claims, separators=(",", ":")).encode())
+    sig = hmac.new(secret.encode(), signing.encode(), hashlib.sha256).digest()
+    return signing + "." + b64url(sig)
+
+
 def token(sub, **extra):
-    import importlib.util
-    spec = importlib.util.spec_from_loader("make_token", loader=None)
-    mod = importlib.util.module_from_spec(spec)
-    with open(os.path.join(ROOT, "scripts/make-token")) as f:
-        exec(compile(f.read(), "make-token", "exec"), mod.__dict__)
     claims = {"room": ROOM, "sub": sub, "role": "viewer", "exp": int(time.time()) + 3600}
     claims.update(extra)
-    return mod.make_token(TOKEN_SECRET, claims)
+    return make_jwt(TOKEN_SECRET, claims)
 
 
 def get_json(url, timeout=5):
     with urllib.request.urlopen(url, timeout=timeout) as r:
         return json.loads(r.read())
+
+
+def until(fn, timeout, what):
+    """Polls fn() (outside the browser, e.g. the billing ledger) until it
+    returns something true; Failure after `timeout` seconds."""
+    end = time.monotonic() + timeout
+    last = None
+    while True:
+        last = fn()
+        if last:
+            return last
+        if time.monotonic() >= end:
+            raise Failure(f"{what}: not within {timeout}s")
+        time.sleep(0.2)  # poll interval, bounded by the deadline
 
 
 def wait_url(url, proc, name, deadline=20):
@@ -460,6 +485,252 @@ def test_performer_restart_viewers_recover(b):
            "meter counts again", s0)
 
 
+NO_FRAMES_FOR = "return performance.now() - window.paystreamFrames.last > arguments[0]"
+CURRENT_TIME = "return document.getElementById('video').currentTime"
+
+
+def frames_advance(b, name, n, timeout, what):
+    c0 = b.js(name, "return window.paystreamFrames.count")
+    b.wait(name, "return window.paystreamFrames.count > arguments[0] + arguments[1]", timeout, what, c0, n)
+
+
+def test_pause_resume_stops_video_and_meter(b):
+    """Pause stops alice's video (no frames, currentTime flat) and her meter
+    (page and billing ledger flat while bob's meter counts 4 s); Resume brings
+    both back."""
+    b.state("alice", "live", 10)
+    playing(b, "alice", 10)
+    try:
+        pause_resume(b)
+    finally:
+        # Whatever failed, the later tests need alice watching.
+        if b.js("alice", "return document.body.dataset.state") == "paused":
+            b.on("alice").find_element(By.ID, "pause").click()
+
+
+def pause_resume(b):
+    button = b.on("alice").find_element(By.ID, "pause")
+    check(button.text == "Pause", f"pause button says {button.text!r}")
+    button.click()
+    b.state("alice", "paused", 10)
+    check(b.text("alice", "pause") == "Resume", f"after pausing the button says {b.text('alice', 'pause')!r}")
+    b.wait("alice", NO_FRAMES_FOR, 10, "no video frames for 2 s after Pause", 2000)
+    # The last seconds before the pause reach the ledger; then everything is flat.
+    until(lambda: billed_seconds("alice") == meter(b, "alice"), 10,
+          "alice's ledger catches up with her meter after the pause "
+          f"(meter {meter(b, 'alice')} s, ledger {billed_seconds('alice')} s)")
+    ct0, s0, l0 = b.js("alice", CURRENT_TIME), meter(b, "alice"), billed_seconds("alice")
+    bob0 = meter(b, "bob")
+    b.wait("bob", "return Number(document.getElementById('seconds').textContent) >= arguments[0] + 4", 10,
+           "bob's meter counts 4 s while alice is paused", bob0)
+    ct1, s1, l1 = b.js("alice", CURRENT_TIME), meter(b, "alice"), billed_seconds("alice")
+    check(abs(ct1 - ct0) < 0.05, f"alice's video currentTime moved while paused: {ct0:.3f} -> {ct1:.3f}")
+    check(s1 == s0, f"alice's meter counted while paused: {s0} -> {s1} s")
+    check(l1 == l0, f"alice's ledger grew while paused: {l0} -> {l1} s")
+    check(b.js("alice", NO_FRAMES_FOR, 4000), "alice's video showed frames while paused")
+
+    b.on("alice").find_element(By.ID, "pause").click()
+    b.state("alice", "live", 10)
+    check(b.text("alice", "pause") == "Pause", f"after resuming the button says {b.text('alice', 'pause')!r}")
+    frames_advance(b, "alice", 15, 10, "frames after Resume")
+    b.wait("alice", "return document.getElementById('video').currentTime > arguments[0] + 1.0", 10,
+           "currentTime advances after Resume", ct1)
+    b.wait("alice", "return Number(document.getElementById('seconds').textContent) >= arguments[0] + 2", 10,
+           "alice's meter counts again after Resume", s1)
+    until(lambda: billed_seconds("alice") >= l1 + 2, 10, "alice's ledger grows again after Resume")
+
+
+A11Y_MISSING = r"""
+const sel = 'a[href], button, input:not([type=hidden]), select, textarea, video[controls], audio[controls], ' +
+            '[tabindex]:not([tabindex="-1"]), [contenteditable]:not([contenteditable=false]), [role=button], [role=link]';
+const textOf = (node) => {
+  // A label's own words: without the text of the controls inside it (a select's options).
+  const c = node.cloneNode(true);
+  c.querySelectorAll('input, select, textarea, button').forEach((x) => x.remove());
+  return c.textContent.trim();
+};
+const out = [];
+for (const el of document.querySelectorAll(sel)) {
+  let name = (el.getAttribute('aria-label') || '').trim();
+  if (!name && el.getAttribute('aria-labelledby'))
+    name = el.getAttribute('aria-labelledby').split(/\s+/).map((id) => { const x = document.getElementById(id); return x ? x.textContent : ''; }).join(' ').trim();
+  if (!name && el.labels) name = [...el.labels].map(textOf).join(' ').trim();
+  if (!name && (el.tagName === 'BUTTON' || el.tagName === 'A' || el.getAttribute('role'))) name = el.textContent.trim();
+  if (!name && el.tagName === 'INPUT' && ['submit', 'button', 'reset'].includes(el.type)) name = el.value.trim();
+  if (!name) name = (el.getAttribute('title') || '').trim();
+  if (!name) out.push(el.outerHTML.slice(0, 160));
+}
+return out;
+"""
+INTERACTIVE_ROLES = {"button", "link", "textbox", "searchbox", "spinbutton", "combobox", "listbox", "checkbox",
+                     "radio", "switch", "slider", "menuitem", "tab"}
+
+
+def accessible_names(b, name):
+    """Every interactive control has an accessible name: by the DOM (labels,
+    aria-label, aria-labelledby, text; hidden ones too) and by Chromium's own
+    accessibility tree (what a screen reader gets)."""
+    missing = b.js(name, A11Y_MISSING)
+    check(not missing, f"{name}: controls without an accessible name: {missing}")
+    d = b.on(name)
+    d.execute_cdp_cmd("Accessibility.enable", {})
+    try:
+        nodes = d.execute_cdp_cmd("Accessibility.getFullAXTree", {})["nodes"]
+    finally:
+        d.execute_cdp_cmd("Accessibility.disable", {})
+    seen, unnamed = 0, []
+    for n in nodes:
+        role = (n.get("role") or {}).get("value")
+        if n.get("ignored") or role not in INTERACTIVE_ROLES:
+            continue
+        seen += 1
+        if not str((n.get("name") or {}).get("value") or "").strip():
+            unnamed.append((role, n.get("backendDOMNodeId")))
+    check(seen > 0, f"{name}: no interactive controls in the accessibility tree")
+    check(not unnamed, f"{name}: unnamed controls in the accessibility tree: {unnamed}")
+    return seen
+
+
+def press(b, name, *keys):
+    ActionChains(b.on(name)).send_keys(*keys).perform()
+
+
+def focused(b, name):
+    return b.js(name, "const e = document.activeElement; return e ? (e.id || e.tagName.toLowerCase()) : null")
+
+
+def test_keyboard_tip_and_accessible_names(b):
+    """alice tabs from the top of the page to the tip amount, the message and
+    the Tip button and tips with the keyboard only; the focused control shows
+    a focus ring; every control of the three pages has an accessible name."""
+    # The starting point: the first control of the page (the header link).
+    b.js("alice", "document.querySelector('header a').focus()")
+    path = [focused(b, "alice")]
+    for _ in range(25):
+        if path[-1] == "tip-amount":
+            break
+        press(b, "alice", Keys.TAB)
+        path.append(focused(b, "alice"))
+    check(path[-1] == "tip-amount", f"Tab never reached the tip amount: {path}")
+    for wanted in ("pause", "quality", "leave"):
+        check(wanted in path, f"Tab skipped {wanted!r} on the way to the tip amount: {path}")
+    press(b, "alice", Keys.CONTROL, "a")
+    press(b, "alice", "3")
+    check(b.js("alice", "return document.getElementById('tip-amount').value") == "3", "typing the amount")
+    press(b, "alice", Keys.TAB)
+    check(focused(b, "alice") == "tip-message", f"Tab after the amount went to {focused(b, 'alice')!r}")
+    message = "typed with the keyboard only"
+    press(b, "alice", message)
+    press(b, "alice", Keys.TAB)
+    check(focused(b, "alice") == "tip-send", f"Tab after the message went to {focused(b, 'alice')!r}")
+    check(b.js("alice", "const e = document.activeElement; return e.matches(':focus-visible') && "
+                        "getComputedStyle(e).outlineStyle !== 'none' && parseFloat(getComputedStyle(e).outlineWidth) > 0"),
+          "the focused Tip button shows no focus ring")
+    b.js("alice", "document.getElementById('tip-result').dataset.status = ''")
+    press(b, "alice", Keys.ENTER)
+    status = b.wait("alice", "const s = document.getElementById('tip-result').dataset.status;"
+                    "return ['accepted', 'declined', 'failed', 'error'].includes(s) ? s : null", 20, "tip result")
+    check(status == "accepted", f"keyboard tip: {status}: {b.text('alice', 'tip-result')}")
+    check("3 credits" in b.text("alice", "tip-result"), b.text("alice", "tip-result"))
+    for name in ("performer", "alice"):
+        b.wait(name, FEED_HAS, 10, "the keyboard tip in the feed", message)
+
+    counts = {name: accessible_names(b, name) for name in ("alice", "performer")}
+    b.open("index", WEB + "/index.html")
+    b.wait("index", "return document.readyState === 'complete'", 10, "index.html loaded")
+    counts["index"] = accessible_names(b, "index")
+    b.close("index")
+    print(f"     accessible names checked (controls in the accessibility tree): {counts}; tab path {path}", flush=True)
+
+
+REFRESH_RESULT = "return (window.__refreshResults || []).find((r) => r.id === arguments[0]) || null"
+
+
+def test_budget_spent_then_token_refresh(b):
+    """dave's token has a budget of 4 seconds: the page stops with "budget
+    spent". The platform posts a new token (postMessage): the page goes live
+    and the video plays again until that budget is spent too; a refused token
+    (another viewer's) leaves it stopped; window.paystreamViewer.refresh()
+    with a big budget brings it back again."""
+    b.open("dave", viewer_url("dave", "Dave", budget=4 * PRICE))
+    b.state("dave", "live", 40)
+    b.wait("dave", "return window.paystreamFrames.count > 0", 20, "dave's video plays")
+    b.state("dave", "stopped", 30)
+    check(b.js("dave", "return document.body.dataset.stopReason") == "budget_exhausted",
+          f"stop reason {b.js('dave', 'return document.body.dataset.stopReason')!r}")
+    check(b.text("dave", "state") == "stopped: budget spent", f"badge: {b.text('dave', 'state')!r}")
+    b.wait("dave", NO_FRAMES_FOR, 10, "dave's video stops", 2000)
+    spent = int(b.js("dave", "return Number(document.getElementById('amount').textContent)"))
+    check(spent <= 4 * PRICE, f"dave spent {spent} with a budget of {4 * PRICE}")
+
+    b.js("dave", "window.__refreshResults = []; window.addEventListener('message', (e) => {"
+                 " if (e.data && e.data.type === 'paystream:refresh-result') window.__refreshResults.push(e.data); });")
+    post = "window.postMessage({type: 'paystream:refresh', token: arguments[0], id: arguments[1]}, location.origin)"
+    # Another viewer's token is refused; the page stays stopped.
+    b.js("dave", post, token("bob", budget=1000), "wrong")
+    r = b.wait("dave", REFRESH_RESULT, 10, "answer to the refused refresh", "wrong")
+    check(r["ok"] is False and r.get("code") == 458, f"refresh with bob's token: {r}")
+    check(b.js("dave", "return document.body.dataset.state") == "stopped", "a refused refresh changed the state")
+
+    budget1 = spent + 4 * PRICE
+    b.js("dave", post, token("dave", budget=budget1), "r1")
+    r = b.wait("dave", REFRESH_RESULT, 10, "answer to the refresh", "r1")
+    check(r["ok"] is True and r["resumed"] is True and r["budget"] == budget1, f"refresh: {r}")
+    b.state("dave", "live", 10)
+    check(b.js("dave", "return document.body.dataset.stopReason") is None, "stop reason still set after the refresh")
+    frames_advance(b, "dave", 15, 15, "dave's frames after the refresh")
+    playing(b, "dave", 10)
+    b.state("dave", "stopped", 30)
+    check(b.js("dave", "return document.body.dataset.stopReason") == "budget_exhausted", "second stop reason")
+    spent2 = int(b.js("dave", "return Number(document.getElementById('amount').textContent)"))
+    check(spent < spent2 <= budget1, f"dave spent {spent2} after the refresh (budget {budget1}, before {spent})")
+    b.wait("dave", NO_FRAMES_FOR, 10, "dave's video stops again", 2000)
+
+    r = b.on("dave").execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "window.paystreamViewer.refresh(arguments[0]).then(done, (e) => done({error: String(e && e.message || e)}));",
+        token("dave", budget=1000))
+    check(r.get("resumed") is True and r.get("budget") == 1000, f"window.paystreamViewer.refresh: {r}")
+    b.state("dave", "live", 10)
+    frames_advance(b, "dave", 15, 15, "dave's frames after the second refresh")
+    s0 = meter(b, "dave")
+    b.wait("dave", "return Number(document.getElementById('seconds').textContent) >= arguments[0] + 3", 10,
+           "dave's meter counts after the second refresh", s0)
+    until(lambda: abs(billed_seconds("dave") - meter(b, "dave")) <= 2, 10,
+          f"dave's ledger ({billed_seconds('dave')} s) matches his meter ({meter(b, 'dave')} s)")
+    b.close("dave")
+
+
+def test_performer_reconnects_after_media_drop(b):
+    """The performer's PeerConnection is hung up under the page (its debug
+    hook, as when the media connection dies): the page shows reconnecting,
+    goes live again with takeover on a new handle, and both viewers play on."""
+    b.state("performer", "live", 10)
+    n0 = b.js("performer", "return window.paystreamStates.length")
+    old = b.js("performer", "return window.paystreamPage.performer.handle.getId()")
+    counts = {name: b.js(name, "return window.paystreamFrames.count") for name in ("alice", "bob")}
+    check(b.js("performer", "return window.paystreamPage.debugDropMedia()"), "the debug hook found no live connection")
+    b.wait("performer", "return window.paystreamStates.slice(arguments[0]).some((s) => s.state === 'reconnecting')",
+           10, "the performer page shows reconnecting", n0)
+    b.state("performer", "live", 30)
+    new = b.js("performer", "return window.paystreamPage.performer.handle.getId()")
+    check(new != old, "the page came back on the same handle")
+    check(b.js("performer", "return window.paystreamPage.performer.opts.takeover") is True, "no takeover on reconnect")
+    states = b.js("performer", "return window.paystreamStates.slice(arguments[0]).map((s) => s.state)", n0)
+    check(states[-1] == "live" and "reconnecting" in states, f"performer states: {states}")
+    for name in ("alice", "bob"):
+        b.state(name, "live", 30)
+        try:
+            b.wait(name, "return window.paystreamFrames.count > arguments[0] + 30", 20,
+                   "frames after the performer reconnected", counts[name])
+        except Failure as e:
+            raise Failure(f"{e}; video RTP: {b.rtp_stats(name)}") from None
+        playing(b, name, 10)
+    b.wait("performer", "return Number(document.getElementById('viewers').textContent) >= 2", 10,
+           "the performer's viewer count is 2 again")
+    print(f"     performer states after the drop: {states}", flush=True)
+
+
 def test_screenshots(b):
     os.makedirs(ARTIFACTS, exist_ok=True)
     saved = []
@@ -485,7 +756,9 @@ def test_screenshots(b):
 
 TESTS = [test_performer_goes_live, test_two_viewers_play, test_meter_counts_and_matches_ledger,
          test_tip_reaches_performer_and_others, test_tip_beyond_balance_declined, test_quality_low,
-         test_out_of_funds_stops, test_performer_restart_viewers_recover, test_screenshots]
+         test_pause_resume_stops_video_and_meter, test_keyboard_tip_and_accessible_names,
+         test_out_of_funds_stops, test_budget_spent_then_token_refresh, test_performer_restart_viewers_recover,
+         test_performer_reconnects_after_media_drop, test_screenshots]
 
 
 def main(argv):
