@@ -18,7 +18,11 @@ static GThread *paystream_ticker_thread;
 static GMutex paystream_ticker_mutex;
 static GCond paystream_ticker_cond;
 static gboolean paystream_ticker_running;
-/* Records the spool refused (it was full), kept in order until it has room. */
+/* Records waiting for the spool, in order. They are built under a room's
+ * lock, but the spool's mutex can be held through an fsync by a billing
+ * thread, and the relay must never wait for a disk: so under a room's lock
+ * records only join this queue, and the ticker moves them to the spool with
+ * no room lock held. Records the spool refuses (full) wait here too. */
 static GQueue paystream_backlog = G_QUEUE_INIT;
 static GMutex paystream_backlog_mutex;
 
@@ -29,28 +33,35 @@ static paystream_record_ids paystream_viewer_ids(const paystream_viewer *viewer)
 	return ids;
 }
 
-/* Spool a record, or keep it for later if the spool is full. Takes record. */
+/* Queue a record for the spool. Takes record. */
 static void paystream_spool_record(json_t *record) {
 	g_mutex_lock(&paystream_backlog_mutex);
-	if(g_queue_is_empty(&paystream_backlog) && paystream_billing_record(record) == 0) {
-		g_mutex_unlock(&paystream_backlog_mutex);
-		json_decref(record);
-		return;
-	}
-	/* Order matters (session_end after its last tick): queue behind the rest. */
 	g_queue_push_tail(&paystream_backlog, record);
 	g_mutex_unlock(&paystream_backlog_mutex);
 }
 
+/* Move queued records to the spool, in order, until it refuses one. Only
+ * the ticker (and the shutdown after it) calls this, so order holds. */
 static void paystream_backlog_flush(void) {
+	GQueue pending = G_QUEUE_INIT;
 	g_mutex_lock(&paystream_backlog_mutex);
-	while(!g_queue_is_empty(&paystream_backlog)) {
-		json_t *record = g_queue_peek_head(&paystream_backlog);
+	pending = paystream_backlog;
+	g_queue_init(&paystream_backlog);
+	g_mutex_unlock(&paystream_backlog_mutex);
+	while(!g_queue_is_empty(&pending)) {
+		json_t *record = g_queue_peek_head(&pending);
 		if(paystream_billing_record(record) != 0)
 			break;
-		g_queue_pop_head(&paystream_backlog);
+		g_queue_pop_head(&pending);
 		json_decref(record);
 	}
+	if(g_queue_is_empty(&pending))
+		return;
+	/* The spool is full: the rest goes back in front of what came meanwhile. */
+	g_mutex_lock(&paystream_backlog_mutex);
+	json_t *record;
+	while((record = g_queue_pop_tail(&pending)) != NULL)
+		g_queue_push_head(&paystream_backlog, record);
 	g_mutex_unlock(&paystream_backlog_mutex);
 }
 
@@ -286,7 +297,6 @@ static json_t *paystream_tick_room(paystream_room *room, gint64 now_ms, gboolean
 }
 
 static void paystream_tick(gint64 now_ms, guint64 tick) {
-	paystream_backlog_flush();
 	gboolean summary_due = (tick % paystream_general.billing_interval) == 0;
 	GList *summaries = NULL;
 	paystream_outbox box = PAYSTREAM_OUTBOX_INIT;
@@ -298,6 +308,7 @@ static void paystream_tick(gint64 now_ms, guint64 tick) {
 	}
 	g_list_free_full(rooms, paystream_room_unref_cb);
 	/* Records first, durably; then what viewers and handlers are told. */
+	paystream_backlog_flush();
 	paystream_billing_commit();
 	paystream_outbox_flush(&box);
 	for(GList *l = summaries; l; l = l->next) {

@@ -7,9 +7,11 @@
  * (meter.h) whether the second was billable, pushes `tick` and `earnings`
  * events, and every billing_interval turns each session's counted seconds
  * into a `tick` record. All records of a tick are appended to the spool and
- * made durable with one fsync before any event about them is pushed. Cost
- * is linear in viewers and stays off the media path: the relay only sets a
- * flag per viewer. */
+ * made durable with one fsync before any event about them is pushed.
+ * Records built under a room's lock only join a memory queue; the ticker
+ * moves them to the spool with no room lock held, so the relay never waits
+ * for a disk. Cost is linear in viewers and stays off the media path: the
+ * relay only sets a flag per viewer. */
 #ifndef PAYSTREAM_METERING_H
 #define PAYSTREAM_METERING_H
 
