@@ -28,6 +28,7 @@
 
 #include <curl/curl.h>
 
+#include "billing_http.h"
 #include "ids.h"
 #include "meter.h"
 #include "records.h"
@@ -37,7 +38,6 @@
 #include "bench_common.h"
 
 #define BENCH_BATCH_MAX 1000
-#define BENCH_RESPONSE_MAX (64 * 1024)
 #define BENCH_SPOOL_MAX (64 * 1024 * 1024)
 
 static void fail(const char *what, int rc) {
@@ -45,14 +45,6 @@ static void fail(const char *what, int rc) {
 	exit(1);
 }
 
-static size_t bench_curl_write(char *data, size_t size, size_t nmemb, void *user) {
-	GString *response = user;
-	size_t n = size * nmemb;
-	if(response->len + n > BENCH_RESPONSE_MAX)
-		return 0;
-	g_string_append_len(response, data, n);
-	return n;
-}
 
 /* utime + stime of a process, in ns; -1 if unknown. */
 static gint64 bench_proc_cpu_ns(long pid) {
@@ -201,24 +193,9 @@ int main(int argc, char **argv) {
 		char *signature = paystream_signature_header(secret, time(NULL), text, len);
 		gint64 e = bench_now_ns();
 		t_sign += e - d;
-		/* paystream_post(): the same headers and options. */
-		char *h_key = g_strdup_printf("Idempotency-Key: %s", batch_id);
-		char *h_sig = g_strdup_printf("X-Paystream-Signature: %s", signature);
-		struct curl_slist *headers = curl_slist_append(NULL, "Content-Type: application/json");
-		headers = curl_slist_append(headers, h_key);
-		headers = curl_slist_append(headers, h_sig);
-		headers = curl_slist_append(headers, "Expect:");
-		g_string_truncate(response, 0);
-		curl_easy_setopt(curl, CURLOPT_URL, endpoint);
-		curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-		curl_easy_setopt(curl, CURLOPT_POSTFIELDS, text);
-		curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, (long)len);
-		curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, bench_curl_write);
-		curl_easy_setopt(curl, CURLOPT_WRITEDATA, response);
-		curl_easy_setopt(curl, CURLOPT_TIMEOUT, 60L);
-		curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 60L);
-		curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-		curl_easy_setopt(curl, CURLOPT_USERAGENT, "paystream-bench");
+		/* The plugin's own request set-up (billing_http.c). */
+		struct curl_slist *headers = paystream_billing_http_prepare(curl, endpoint, batch_id, signature,
+			text, len, 60L, response);
 		curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, bench_curl_header);
 		bench_first_byte = 0;
 		long status = 0;
@@ -233,8 +210,6 @@ int main(int argc, char **argv) {
 		h_wait += bench_first_byte > 0 ? (bench_first_byte - e) / 1e9 : (f - e) / 1e9;
 		h_total += (f - e) / 1e9;
 		curl_slist_free_all(headers);
-		g_free(h_sig);
-		g_free(h_key);
 		g_free(signature);
 		if(status < 200 || status >= 300) {
 			fprintf(stderr, "bench_delivery: batch %s: HTTP %ld (%s): %.300s\n", batch_id, status,

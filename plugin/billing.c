@@ -21,6 +21,7 @@
 #include <utils.h>
 
 #include "backoff.h"
+#include "billing_http.h"
 #include "errors.h"
 #include "ids.h"
 #include "notify.h"
@@ -29,8 +30,6 @@
 
 #define PAYSTREAM_BATCH_MAX 1000
 #define PAYSTREAM_RETRY_BASE_MS 250
-/* A reply's stop list names sessions: leave room for many thousands. */
-#define PAYSTREAM_RESPONSE_MAX (16 * 1024 * 1024)
 
 static paystream_billing_callbacks paystream_callbacks;
 static paystream_spool *paystream_billing_spool;
@@ -55,37 +54,14 @@ gboolean paystream_billing_enabled(void) {
 
 /* ---- HTTP ------------------------------------------------------------ */
 
-static size_t paystream_curl_write(char *data, size_t size, size_t nmemb, void *user) {
-	GString *response = user;
-	size_t n = size * nmemb;
-	if(response->len + n > PAYSTREAM_RESPONSE_MAX)
-		return 0;	/* a reply this large is not the contract's: fail the call */
-	g_string_append_len(response, data, n);
-	return n;
-}
-
 /* POST body to billing_url + path; returns the HTTP status, or 0 when no
  * reply came (timeout, connection error), with the reply's body in response. */
 static long paystream_post(CURL *curl, const char *path, const char *key, const char *body, GString *response) {
 	char *url = g_strdup_printf("%s%s", paystream_billing_url, path);
-	char *signature = paystream_signature_header(paystream_billing_secret, time(NULL), body, strlen(body));
-	char *h_key = g_strdup_printf("Idempotency-Key: %s", key);
-	char *h_sig = g_strdup_printf("X-Paystream-Signature: %s", signature);
-	struct curl_slist *headers = curl_slist_append(NULL, "Content-Type: application/json");
-	headers = curl_slist_append(headers, h_key);
-	headers = curl_slist_append(headers, h_sig);
-	headers = curl_slist_append(headers, "Expect:");
-	g_string_truncate(response, 0);
-	curl_easy_setopt(curl, CURLOPT_URL, url);
-	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-	curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
-	curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
-	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, paystream_curl_write);
-	curl_easy_setopt(curl, CURLOPT_WRITEDATA, response);
-	curl_easy_setopt(curl, CURLOPT_TIMEOUT, (long)paystream_billing_timeout);
-	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, (long)paystream_billing_timeout);
-	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(curl, CURLOPT_USERAGENT, "paystream/" PACKAGE_VERSION);
+	size_t len = strlen(body);
+	char *signature = paystream_signature_header(paystream_billing_secret, time(NULL), body, len);
+	struct curl_slist *headers = paystream_billing_http_prepare(curl, url, key, signature, body, len,
+		(long)paystream_billing_timeout, response);
 	long status = 0;
 	CURLcode rc = curl_easy_perform(curl);
 	if(rc == CURLE_OK)
@@ -93,8 +69,6 @@ static long paystream_post(CURL *curl, const char *path, const char *key, const 
 	else
 		JANUS_LOG(LOG_WARN, "[paystream] billing call %s failed: %s\n", path, curl_easy_strerror(rc));
 	curl_slist_free_all(headers);
-	g_free(h_sig);
-	g_free(h_key);
 	g_free(signature);
 	g_free(url);
 	return status;
