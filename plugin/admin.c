@@ -30,13 +30,18 @@ int paystream_fail(paystream_result *result, int code, const char *format, ...) 
 }
 
 /* The room named in body, with a reference, checked against its secret. */
-static paystream_room *paystream_room_for_manager(json_t *body, paystream_result *result) {
+paystream_room *paystream_room_named(json_t *body, paystream_result *result) {
 	const char *room_id = json_string_value(json_object_get(body, "room"));
 	paystream_room *room = paystream_rooms_find(room_id);
-	if(room == NULL) {
+	if(room == NULL)
 		paystream_fail(result, PAYSTREAM_ERROR_NO_SUCH_ROOM, "No such room '%s'", room_id);
+	return room;
+}
+
+static paystream_room *paystream_room_for_manager(json_t *body, paystream_result *result) {
+	paystream_room *room = paystream_room_named(body, result);
+	if(room == NULL)
 		return NULL;
-	}
 	janus_mutex_lock(&room->mutex);
 	gboolean ok = paystream_secret_matches(room->settings.secret, json_string_value(json_object_get(body, "secret")));
 	janus_mutex_unlock(&room->mutex);
@@ -200,12 +205,9 @@ static json_t *paystream_list(void) {
 }
 
 static json_t *paystream_participants(json_t *body, paystream_result *result) {
-	const char *room_id = json_string_value(json_object_get(body, "room"));
-	paystream_room *room = paystream_rooms_find(room_id);
-	if(room == NULL) {
-		paystream_fail(result, PAYSTREAM_ERROR_NO_SUCH_ROOM, "No such room '%s'", room_id);
+	paystream_room *room = paystream_room_named(body, result);
+	if(room == NULL)
 		return NULL;
-	}
 	json_t *reply = paystream_event_new("participants", room->id);
 	json_t *viewers = json_array();
 	janus_mutex_lock(&room->mutex);

@@ -33,6 +33,9 @@ typedef struct paystream_result {
 } paystream_result;
 
 int paystream_fail(paystream_result *result, int code, const char *format, ...) G_GNUC_PRINTF(3, 4);
+/* The room the request's "room" names, with a reference taken; NULL (and
+ * result set to 444) when there is none. */
+paystream_room *paystream_room_named(json_t *body, paystream_result *result);
 
 /* performer.c */
 void paystream_performer_request(paystream_message *msg, paystream_result *result);

@@ -82,12 +82,9 @@ static void paystream_publish(paystream_message *msg, paystream_result *result) 
 		paystream_fail(result, PAYSTREAM_ERROR_INVALID_JSEP, "publish needs a JSEP offer");
 		return;
 	}
-	const char *room_id = json_string_value(json_object_get(body, "room"));
-	paystream_room *room = paystream_rooms_find(room_id);
-	if(room == NULL) {
-		paystream_fail(result, PAYSTREAM_ERROR_NO_SUCH_ROOM, "No such room '%s'", room_id);
+	paystream_room *room = paystream_room_named(body, result);
+	if(room == NULL)
 		return;
-	}
 	paystream_room_settings settings;
 	janus_mutex_lock(&room->mutex);
 	paystream_settings_copy(&settings, &room->settings);
@@ -191,6 +188,14 @@ done:
 	janus_refcount_decrease(&room->ref);
 }
 
+/* The bitrate cap by REMB, reading the room's under its lock. */
+static void paystream_performer_send_remb(paystream_performer *performer) {
+	janus_mutex_lock(&performer->room->mutex);
+	guint32 room_bitrate = performer->room->settings.bitrate;
+	janus_mutex_unlock(&performer->room->mutex);
+	paystream_relay_send_remb(performer, room_bitrate);
+}
+
 /* unpublish and leave: the room goes offline and the PeerConnection closes. */
 static void paystream_unpublish(paystream_message *msg, paystream_performer *performer, const char *reason) {
 	paystream_performer_offline(performer, reason);
@@ -203,10 +208,7 @@ static void paystream_performer_configure(paystream_message *msg, paystream_perf
 	json_t *bitrate = json_object_get(msg->body, "bitrate");
 	if(json_is_integer(bitrate)) {
 		g_atomic_int_set(&performer->bitrate, (gint)json_integer_value(bitrate));
-		janus_mutex_lock(&performer->room->mutex);
-		guint32 room_bitrate = performer->room->settings.bitrate;
-		janus_mutex_unlock(&performer->room->mutex);
-		paystream_relay_send_remb(performer, room_bitrate);
+		paystream_performer_send_remb(performer);
 	}
 	if(json_is_true(json_object_get(msg->body, "keyframe")))
 		paystream_relay_keyframe(performer, TRUE, "asked by the performer");
@@ -244,10 +246,7 @@ void paystream_performer_setup_media(paystream_session *session) {
 	paystream_performer *performer = paystream_session_performer(session);
 	if(performer == NULL)
 		return;
-	janus_mutex_lock(&performer->room->mutex);
-	guint32 room_bitrate = performer->room->settings.bitrate;
-	janus_mutex_unlock(&performer->room->mutex);
-	paystream_relay_send_remb(performer, room_bitrate);
+	paystream_performer_send_remb(performer);
 	paystream_relay_keyframe(performer, TRUE, "performer connected");
 	janus_refcount_decrease(&performer->ref);
 }

@@ -76,12 +76,9 @@ static void paystream_watch(paystream_message *msg, paystream_result *result) {
 		paystream_fail(result, PAYSTREAM_ERROR_INVALID_JSEP, "watch takes no JSEP: the plugin sends the offer");
 		return;
 	}
-	const char *room_id = json_string_value(json_object_get(body, "room"));
-	paystream_room *room = paystream_rooms_find(room_id);
-	if(room == NULL) {
-		paystream_fail(result, PAYSTREAM_ERROR_NO_SUCH_ROOM, "No such room '%s'", room_id);
+	paystream_room *room = paystream_room_named(body, result);
+	if(room == NULL)
 		return;
-	}
 	/* A token is the viewer's billable identity: needed in a priced room. */
 	const char *jwt = json_string_value(json_object_get(body, "token"));
 	const char *given_id = json_string_value(json_object_get(body, "viewer_id"));
@@ -106,7 +103,7 @@ static void paystream_watch(paystream_message *msg, paystream_result *result) {
 	paystream_viewer *viewer = paystream_viewer_new(session, room, viewer_id,
 		json_string_value(json_object_get(body, "display")));
 	g_free(viewer_id);
-	json_t *jsep = NULL;
+	json_t *jsep = NULL, *event = NULL;
 	janus_mutex_lock(&room->mutex);
 	if(g_atomic_int_get(&room->destroyed)) {
 		paystream_fail(result, PAYSTREAM_ERROR_NO_SUCH_ROOM, "Room '%s' was destroyed", room->id);
@@ -137,6 +134,13 @@ static void paystream_watch(paystream_message *msg, paystream_result *result) {
 		} else {
 			paystream_viewer_state_apply(&viewer->state, PAYSTREAM_VIEWER_EV_WAIT);
 		}
+		event = paystream_event_new("watching", room->id);
+		json_object_set_new(event, "viewer_id", json_string(viewer->viewer_id));
+		json_object_set_new(event, "status", json_string(jsep ? "live" : "waiting"));
+		if(viewer->session_id != NULL)
+			json_object_set_new(event, "session", json_string(viewer->session_id));
+		json_object_set_new(event, "price_per_second", json_integer(room->settings.price_per_second));
+		json_object_set_new(event, "currency", json_string(room->settings.currency));
 	}
 	janus_mutex_unlock(&room->mutex);
 	if(result->code == 0) {
@@ -145,20 +149,14 @@ static void paystream_watch(paystream_message *msg, paystream_result *result) {
 			/* The handle went away while we worked: its hang-up cleanup may
 			 * have run before the viewer was attached, so undo it here. */
 			paystream_viewer_remove(viewer, "hangup");
+			json_decref(event);
+			if(jsep != NULL)
+				json_decref(jsep);
 			paystream_token_clear(&token);
 			janus_refcount_decrease(&viewer->ref);
 			janus_refcount_decrease(&room->ref);
 			return;
 		}
-		json_t *event = paystream_event_new("watching", room->id);
-		json_object_set_new(event, "viewer_id", json_string(viewer->viewer_id));
-		json_object_set_new(event, "status", json_string(jsep ? "live" : "waiting"));
-		if(viewer->session_id != NULL)
-			json_object_set_new(event, "session", json_string(viewer->session_id));
-		janus_mutex_lock(&room->mutex);
-		json_object_set_new(event, "price_per_second", json_integer(room->settings.price_per_second));
-		json_object_set_new(event, "currency", json_string(room->settings.currency));
-		janus_mutex_unlock(&room->mutex);
 		paystream_push(session, msg->transaction, event, jsep);
 		json_t *fields = json_pack("{ss}", "viewer_id", viewer->viewer_id);
 		json_object_set_new(fields, "display", viewer->display ? json_string(viewer->display) : json_null());
