@@ -33,9 +33,11 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
+# The integration harness starts Janus the same way for both suites.
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+import harness as H  # noqa: E402
 PLUGIN_SO = os.environ.get("PAYSTREAM_PLUGIN") or os.path.join(ROOT, "build/plugin/.libs/libjanus_paystream.so")
 ARTIFACTS = os.environ.get("PAYSTREAM_BROWSER_ARTIFACTS") or os.path.join(ROOT, "build/browser-artifacts")
-JANUS_LIBDIR = "/usr/lib/x86_64-linux-gnu/janus"
 WEB = "http://127.0.0.1:8080"
 BILLING = "http://127.0.0.1:8090"
 
@@ -115,6 +117,7 @@ def wait_url(url, proc, name, deadline=20):
 class Services:
     def __init__(self, workdir):
         self.wd = workdir
+        self.janus = None
         self.procs = []
 
     def spawn(self, name, argv, **kw):
@@ -132,53 +135,10 @@ class Services:
                        [a for acct, n in FUNDS.items() for a in ("--fund", f"{acct}={n}")])
         wait_url(BILLING + "/health", p, "billing service")
 
-        for sub in ("plugins", "transports", "events", "loggers"):
-            os.makedirs(os.path.join(wd, sub), exist_ok=True)
         # A copy: a concurrent rebuild of build/ does not change the plugin under test.
-        shutil.copy(PLUGIN_SO, os.path.join(wd, "plugins", "libjanus_paystream.so"))
-        for t in ("libjanus_http.so", "libjanus_websockets.so"):
-            os.symlink(os.path.join(JANUS_LIBDIR, "transports", t), os.path.join(wd, "transports", t))
-        with open(os.path.join(wd, "janus.jcfg"), "w") as f:
-            f.write(f"""general: {{
-	configs_folder = "{wd}"
-	plugins_folder = "{wd}/plugins"
-	transports_folder = "{wd}/transports"
-	events_folder = "{wd}/events"
-	loggers_folder = "{wd}/loggers"
-	debug_level = 4
-	debug_timestamps = true
-	debug_colors = false
-	admin_secret = "browser-admin"
-}}
-certificates: {{
-}}
-media: {{
-	rtp_port_range = "20000-40000"
-}}
-nat: {{
-	nice_debug = false
-	ice_enforce_list = "v0"
-}}
-plugins: {{
-}}
-transports: {{
-}}
-loggers: {{
-}}
-events: {{
-	broadcast = false
-}}
-""")
-        with open(os.path.join(wd, "janus.transport.http.jcfg"), "w") as f:
-            f.write('general: {\n\tjson = "plain"\n\tbase_path = "/janus"\n\thttp = true\n\tport = 8088\n'
-                    '\tip = "127.0.0.1"\n\thttps = false\n}\nadmin: {\n\tadmin_base_path = "/admin"\n'
-                    '\tadmin_http = true\n\tadmin_port = 7088\n\tadmin_ip = "127.0.0.1"\n\tadmin_https = false\n}\n'
-                    'cors: {\n}\n')
-        with open(os.path.join(wd, "janus.transport.websockets.jcfg"), "w") as f:
-            f.write('general: {\n\tjson = "plain"\n\tws = true\n\tws_port = 8188\n\tws_ip = "127.0.0.1"\n'
-                    '\twss = false\n}\nadmin: {\n\tadmin_ws = false\n\tadmin_wss = false\n}\ncors: {\n}\n')
-        with open(os.path.join(wd, "janus.plugin.paystream.jcfg"), "w") as f:
-            f.write(f"""general: {{
+        plugin_copy = os.path.join(wd, "libjanus_paystream.so")
+        shutil.copy(PLUGIN_SO, plugin_copy)
+        plugin_config = f"""general: {{
 	token_secret = "{TOKEN_SECRET}"
 	billing_url = "{BILLING}"
 	billing_secret = "{BILLING_SECRET}"
@@ -198,9 +158,9 @@ room-{ROOM}: {{
 	min_tip = 1
 	max_tip = 1000
 }}
-""")
-        p = self.spawn("janus", ["janus", "-C", os.path.join(wd, "janus.jcfg"), "-F", wd], cwd=wd)
-        wait_url("http://127.0.0.1:8088/janus/info", p, "janus")
+"""
+        self.janus = H.JanusServer(wd, plugin_copy, plugin_config=plugin_config, websockets=True)
+        self.janus.start()
         info = get_json("http://127.0.0.1:8088/janus/info")
         check("janus.plugin.paystream" in info.get("plugins", {}), "janus did not load the plugin")
 
@@ -209,6 +169,8 @@ room-{ROOM}: {{
         wait_url(WEB + "/index.html", p, "static server")
 
     def stop(self):
+        if self.janus is not None:
+            self.janus.stop()
         for name, p in reversed(self.procs):
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
@@ -219,7 +181,10 @@ room-{ROOM}: {{
                     p.wait()
 
     def dead(self):
-        return [f"{n} exited with {p.returncode}" for n, p in self.procs if p.poll() is not None]
+        dead = [f"{n} exited with {p.returncode}" for n, p in self.procs if p.poll() is not None]
+        if self.janus is not None and not self.janus.alive():
+            dead.append("janus exited")
+        return dead
 
 
 # ---------------------------------------------------------------------------

@@ -82,8 +82,11 @@ class JanusServer:
 
     def __init__(self, workdir, plugin_so, plugin_config=None,
                  ld_preload=None, plugin_file=None, events_backend=None,
-                 events_mask="plugins"):
+                 events_mask="plugins", websockets=False):
         self.workdir = workdir
+        # websockets: also Janus's WebSockets transport on 127.0.0.1:8188
+        # (janus.js in the browser tests prefers it)
+        self.websockets = websockets
         # events_backend: a URL; Janus's stock HTTP event handler (sampleevh)
         # is loaded and POSTs the events `events_mask` selects there
         self.events_backend = events_backend
@@ -109,10 +112,15 @@ class JanusServer:
         if os.path.lexists(link):
             os.unlink(link)
         os.symlink(self.plugin_so, link)
-        tlink = os.path.join(wd, "transports", "libjanus_http.so")
-        if not os.path.lexists(tlink):
-            os.symlink(os.path.join(JANUS_LIBDIR, "transports",
-                                    "libjanus_http.so"), tlink)
+        transports = ["libjanus_http.so"] + (["libjanus_websockets.so"] if self.websockets else [])
+        for transport in transports:
+            tlink = os.path.join(wd, "transports", transport)
+            if not os.path.lexists(tlink):
+                os.symlink(os.path.join(JANUS_LIBDIR, "transports", transport), tlink)
+        if self.websockets:
+            with open(os.path.join(wd, "janus.transport.websockets.jcfg"), "w") as f:
+                f.write('general: {\n\tjson = "plain"\n\tws = true\n\tws_port = 8188\n\tws_ip = "127.0.0.1"\n'
+                        '\twss = false\n}\nadmin: {\n\tadmin_ws = false\n\tadmin_wss = false\n}\ncors: {\n}\n')
         if self.events_backend:
             elink = os.path.join(wd, "events", "libjanus_sampleevh.so")
             if not os.path.lexists(elink):
