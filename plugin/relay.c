@@ -47,6 +47,30 @@ void paystream_relay_viewer_follow(paystream_viewer *viewer, const paystream_per
 	viewer->sim_context.templayer_target = viewer->temporal_target;
 }
 
+/* Learn which layer an SSRC carries from the rid header extension, for
+ * every packet of the performer whether anyone watches or not: browsers send
+ * the extension only until Janus's receiver reports acknowledge the SSRC, so
+ * a mapping learned only while relaying to a viewer would never be learned
+ * for a room whose first viewer arrives seconds after the performer. */
+static void paystream_relay_learn_layer(paystream_performer *performer, char *buf, int len) {
+	uint32_t ssrc = ntohl(((janus_rtp_header *)buf)->ssrc);
+	if(ssrc == performer->ssrc[0] || ssrc == performer->ssrc[1] || ssrc == performer->ssrc[2] ||
+			performer->rid_ext_id < 1)
+		return;
+	char rid[16];
+	if(janus_rtp_header_extension_parse_rid(buf, len, performer->rid_ext_id, rid, sizeof(rid)) != 0)
+		return;
+	janus_mutex_lock(&performer->rid_mutex);
+	for(int layer = 0; layer < 3; layer++) {
+		if(performer->rid[layer] != NULL && strcmp(performer->rid[layer], rid) == 0) {
+			JANUS_LOG(LOG_VERB, "[paystream] room %s: rid %s is SSRC %"SCNu32"\n", performer->room->id, rid, ssrc);
+			performer->ssrc[layer] = ssrc;
+			break;
+		}
+	}
+	janus_mutex_unlock(&performer->rid_mutex);
+}
+
 /* Relay one simulcast video packet to one viewer if it belongs to the layer
  * the viewer gets; returns TRUE if it was relayed. Sets *want_keyframe if
  * the performer should be asked for a keyframe. */
@@ -102,6 +126,9 @@ void paystream_relay_rtp(paystream_performer *performer, janus_plugin_rtp *packe
 	uint8_t payload_type = header->type;
 	gboolean want_keyframe = FALSE;
 	janus_plugin_rtp out = *packet;
+
+	if(video && performer->simulcast)
+		paystream_relay_learn_layer(performer, packet->buffer, packet->length);
 
 	janus_mutex_lock(&room->mutex);
 	if(room->performer != performer) {

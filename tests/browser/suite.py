@@ -235,6 +235,15 @@ class Browser:
                                      "document.getElementById('error').textContent]")
             raise Failure(f"{name}: {what}: not within {timeout}s (page state {state})") from None
 
+    def wait_async(self, name, script, timeout, what, *args):
+        """Like wait(), for a script that reports through its callback."""
+        d = self.on(name)
+        try:
+            return WebDriverWait(d, timeout, poll_frequency=0.5).until(
+                lambda drv: drv.execute_async_script(script, *args))
+        except TimeoutException:
+            raise Failure(f"{name}: {what}: not within {timeout}s") from None
+
     def state(self, name, wanted, timeout=30):
         return self.wait(name, "return document.body.dataset.state === arguments[0]", timeout,
                          f"state {wanted!r}", wanted)
@@ -312,6 +321,26 @@ def test_performer_goes_live(b):
     check(b.js("performer", "return document.body.dataset.simulcast") == "true",
           "the plugin did not report simulcast for the performer (published.simulcast)")
     b.wait("performer", "const v = document.getElementById('preview'); return v.videoWidth > 0", 10, "camera preview")
+    # Chromium sends the rid header extension only until the receiver's
+    # reports acknowledge a layer's SSRC. Waiting for those reports makes the
+    # viewers below join a stream whose packets no longer say which layer
+    # they are, as they do in production whenever nobody watches at first.
+    b.wait_async("performer", RID_ACKED, 20, "Janus's receiver reports for every simulcast layer")
+
+
+# True once the performer's PeerConnection has a remote-inbound-rtp (built
+# from Janus's receiver reports) for each of its three video layers.
+RID_ACKED = """
+const done = arguments[arguments.length - 1];
+const p = window.paystreamPage.performer, pc = p && p.pc;
+if (!pc) return done(false);
+pc.getStats().then((r) => {
+  const layers = new Set(), acked = new Set();
+  r.forEach((s) => { if (s.type === 'outbound-rtp' && s.kind === 'video') layers.add(s.ssrc); });
+  r.forEach((s) => { if (s.type === 'remote-inbound-rtp' && layers.has(s.ssrc)) acked.add(s.ssrc); });
+  done(layers.size === 3 && acked.size === 3);
+}, () => done(false));
+"""
 
 
 def test_two_viewers_play(b):
