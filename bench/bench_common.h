@@ -70,15 +70,4 @@ static inline void bench_rmdir(const char *dir) {
 }
 
 /* The usage batch body, built and serialized as billing.c does it. free() it. */
-static inline char *bench_batch_body(const char *batch_id, const char *instance, json_t *records) {
-	json_t *body = json_object();
-	json_object_set_new(body, "batch_id", json_string(batch_id));
-	json_object_set_new(body, "instance", json_string(instance));
-	json_object_set_new(body, "sent_at", json_integer(g_get_real_time() / 1000));
-	json_object_set(body, "records", records);
-	char *text = json_dumps(body, JSON_COMPACT);
-	json_decref(body);
-	return text;
-}
-
 #endif

@@ -6,8 +6,8 @@
  * built with the real records.c and spooled with spool.c, committed every
  * 1000 appends as the ticker commits a round), then drains it exactly as
  * plugin/billing.c's usage thread does with a backlog: begin_batch(1000)
- * (on disk before it is sent), body {"batch_id","instance","sent_at",
- * "records"} json_dumps()ed, paystream_signature_header(), POST with one
+ * (on disk before it is sent; the records' text), the body
+ * paystream_billing_batch_body() around it, paystream_signature_header(), POST with one
  * reused libcurl handle and the same headers and options, on a 2xx
  * ack_batch and the reply's stop list parsed; then the compaction the usage
  * thread does once drained. One run per invocation.
@@ -130,17 +130,20 @@ int main(int argc, char **argv) {
 	paystream_meter *meters = g_new0(paystream_meter, sessions);
 	char **ids_s = g_new0(char *, sessions), **ids_v = g_new0(char *, sessions), **ids_r = g_new0(char *, sessions);
 	guint spooled = 0;
+	paystream_record_source *sources = g_new0(paystream_record_source, sessions);
+	GString *text = g_string_new(NULL);
 	for(guint i = 0; i < sessions; i++) {
 		ids_s[i] = paystream_random_uuid();
 		ids_v[i] = g_strdup_printf("viewer-%05u", i % viewers);
 		ids_r[i] = g_strdup_printf("room-%03u", i / 100);
 		paystream_meter_init(&meters[i], 10, "CRD", PAYSTREAM_METER_NO_BUDGET);
 		paystream_record_ids ids = { ids_s[i], ids_r[i], ids_v[i] };
-		json_t *rec = paystream_record_session_start(&ids, t0, 10, "CRD");
-		int rc = paystream_spool_append(s, rec, NULL);
+		paystream_record_source_init(&sources[i], &ids, "CRD");
+		g_string_truncate(text, 0);
+		paystream_record_session_start(text, &sources[i], t0, 10);
+		int rc = paystream_spool_append_text(s, text->str, text->len, NULL);
 		if(rc != PAYSTREAM_SPOOL_OK)
 			fail("append", rc);
-		json_decref(rec);
 		spooled++;
 	}
 	paystream_meter_conditions all = { TRUE, TRUE, FALSE, TRUE, TRUE };
@@ -149,12 +152,11 @@ int main(int argc, char **argv) {
 			paystream_meter_tick(&meters[i], &all, now);
 			paystream_meter_record r;
 			paystream_meter_take_record(&meters[i], &r);
-			paystream_record_ids ids = { ids_s[i], ids_r[i], ids_v[i] };
-			json_t *rec = paystream_record_tick(&ids, &r, "CRD");
-			int rc = paystream_spool_append(s, rec, NULL);
+			g_string_truncate(text, 0);
+			paystream_record_tick(text, &sources[i], &r);
+			int rc = paystream_spool_append_text(s, text->str, text->len, NULL);
 			if(rc != PAYSTREAM_SPOOL_OK)
 				fail("append", rc);
-			json_decref(rec);
 			if(++spooled % 1000 == 0 && (rc = paystream_spool_commit(s)) != PAYSTREAM_SPOOL_OK)
 				fail("commit", rc);
 		}
@@ -175,27 +177,32 @@ int main(int argc, char **argv) {
 	guint64 body_bytes = 0;
 	gint64 svc0 = bench_proc_cpu_ns(service_pid), cpu0 = bench_self_cpu_ns();
 	gint64 drain0 = bench_now_ns();
+	char *instance_json = paystream_record_quote("bench-instance");
+	GString *body = g_string_sized_new(256 * 1024);
 	for(;;) {
-		char *batch_id = NULL;
-		json_t *recs = NULL;
+		char *batch_id = paystream_random_uuid();
+		guint count = 0;
 		gint64 a = bench_now_ns();
-		rc = paystream_spool_begin_batch(s, BENCH_BATCH_MAX, &batch_id, &recs);
+		paystream_billing_batch_body_begin(body, batch_id, instance_json, g_get_real_time() / 1000);
+		rc = paystream_spool_begin_batch(s, batch_id, BENCH_BATCH_MAX, body, &count);
 		gint64 b = bench_now_ns();
 		t_begin += b - a;
-		if(rc == PAYSTREAM_SPOOL_ERR_EMPTY)
+		if(rc == PAYSTREAM_SPOOL_ERR_EMPTY) {
+			g_free(batch_id);
 			break;
+		}
 		if(rc != PAYSTREAM_SPOOL_OK)
 			fail("begin_batch", rc);
-		char *text = bench_batch_body(batch_id, "bench-instance", recs);
+		paystream_billing_batch_body_end(body);
 		gint64 d = bench_now_ns();
 		t_body += d - b;
-		size_t len = strlen(text);
-		char *signature = paystream_signature_header(secret, time(NULL), text, len);
+		size_t len = body->len;
+		char *signature = paystream_signature_header(secret, time(NULL), body->str, len);
 		gint64 e = bench_now_ns();
 		t_sign += e - d;
 		/* The plugin's own request set-up (billing_http.c). */
 		struct curl_slist *headers = paystream_billing_http_prepare(curl, endpoint, batch_id, signature,
-			text, len, 60L, response);
+			body->str, len, 60L, response);
 		curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, bench_curl_header);
 		bench_first_byte = 0;
 		long status = 0;
@@ -228,12 +235,12 @@ int main(int argc, char **argv) {
 			json_decref(root);
 		t_reply += bench_now_ns() - g;
 		batches++;
-		sent += (guint)json_array_size(recs);
+		sent += count;
 		body_bytes += len;
-		free(text);
 		g_free(batch_id);
-		json_decref(recs);
 	}
+	g_string_free(body, TRUE);
+	g_free(instance_json);
 	gint64 h = bench_now_ns();
 	if(paystream_spool_bytes(s) > BENCH_SPOOL_MAX / 2)
 		paystream_spool_compact(s);
@@ -272,11 +279,14 @@ int main(int argc, char **argv) {
 	paystream_spool_close(s);
 	for(guint i = 0; i < sessions; i++) {
 		paystream_meter_clear(&meters[i]);
+		paystream_record_source_clear(&sources[i]);
 		g_free(ids_s[i]);
 		g_free(ids_v[i]);
 		g_free(ids_r[i]);
 	}
 	g_free(meters);
+	g_free(sources);
+	g_string_free(text, TRUE);
 	g_free(ids_s);
 	g_free(ids_v);
 	g_free(ids_r);

@@ -8,13 +8,16 @@
  *   tick     for every viewer: read-and-clear its media flag (atomic
  *            exchange, as the ticker does) and paystream_meter_tick()
  *   records  for every viewer whose billing_interval is up:
- *            paystream_meter_take_record() + paystream_record_tick() +
- *            paystream_spool_append()
+ *            paystream_meter_take_record() + paystream_record_tick() into
+ *            the backlog buffer under its mutex (as the ticker does, under
+ *            a room's lock), then the backlog handed to
+ *            paystream_spool_append_text() in one call
  *   commit   one paystream_spool_commit() (write + fdatasync)
- *   batches  while records are pending: paystream_spool_begin_batch(1000)
- *            (writes + fdatasyncs the batch line), the body
- *            {"batch_id","instance","sent_at","records"} built and
- *            json_dumps()ed, paystream_signature_header() over it,
+ *   batches  while records are pending: a batch id, the body's head
+ *            (paystream_billing_batch_body_begin), paystream_spool_begin_batch
+ *            (writes + fdatasyncs the batch line, appends the records' text
+ *            to the body), the body's end,
+ *            paystream_signature_header() over it,
  *            paystream_spool_ack_batch() (no HTTP: see bench_delivery)
  *   compact  paystream_spool_compact() when the journal passed half of
  *            spool_max_bytes once drained, as the usage thread does
@@ -38,6 +41,7 @@
 
 #include <valgrind/callgrind.h>
 
+#include "billing_http.h"
 #include "meter.h"
 #include "records.h"
 #include "signature.h"
@@ -53,6 +57,7 @@
 
 typedef struct bench_viewer {
 	paystream_meter meter;
+	paystream_record_source source;
 	char *session;
 	const char *room;
 	char *viewer;
@@ -78,6 +83,12 @@ static guint bench_interval = 1;
 static guint64 bench_spool_max = 64 * 1024 * 1024;	/* the plugin's default */
 static gint64 bench_usage_seconds;	/* room counters, as the ticker keeps them */
 static gint64 bench_usage_amount;
+static char *bench_instance_json;
+/* metering.c's backlog: records as JSON lines, under a mutex. */
+static GString *bench_backlog;
+static GMutex bench_backlog_mutex;
+/* billing.c's usage thread: one body buffer for every batch. */
+static GString *bench_body;
 
 static void fail(const char *what, int rc) {
 	fprintf(stderr, "bench_metering: %s: %s\n", what, paystream_spool_status_name(rc));
@@ -119,14 +130,17 @@ static __attribute__((noinline)) guint64 bench_phase_records(paystream_spool *s,
 		paystream_meter_record r;
 		if(!paystream_meter_take_record(&viewer->meter, &r))
 			continue;
-		paystream_record_ids ids = { viewer->session, viewer->room, viewer->viewer };
-		json_t *record = paystream_record_tick(&ids, &r, viewer->meter.currency);
-		int rc = paystream_spool_append(s, record, NULL);
-		if(rc != PAYSTREAM_SPOOL_OK)
-			fail("append", rc);
-		json_decref(record);
+		g_mutex_lock(&bench_backlog_mutex);
+		paystream_record_tick(bench_backlog, &viewer->source, &r);
+		g_string_append_c(bench_backlog, '\n');
+		g_mutex_unlock(&bench_backlog_mutex);
 		spooled++;
 	}
+	gsize taken = 0;
+	int rc = paystream_spool_append_text(s, bench_backlog->str, bench_backlog->len, &taken);
+	if(rc != PAYSTREAM_SPOOL_OK)
+		fail("append", rc);
+	g_string_truncate(bench_backlog, 0);
 	return spooled;
 }
 
@@ -136,16 +150,23 @@ static __attribute__((noinline)) void bench_phase_commit(paystream_spool *s) {
 		fail("commit", rc);
 }
 
-static __attribute__((noinline)) int bench_phase_begin_batch(paystream_spool *s, char **id, json_t **records) {
-	return paystream_spool_begin_batch(s, BENCH_BATCH_MAX, id, records);
+/* As billing.c's usage loop: a fresh batch id, the body's head, then the
+ * spool appends the records to it. */
+static __attribute__((noinline)) int bench_phase_begin_batch(paystream_spool *s, GString *body, char **id) {
+	*id = paystream_random_uuid();
+	paystream_billing_batch_body_begin(body, *id, bench_instance_json, g_get_real_time() / 1000);
+	int rc = paystream_spool_begin_batch(s, *id, BENCH_BATCH_MAX, body, NULL);
+	if(rc != PAYSTREAM_SPOOL_OK)
+		g_free(*id);
+	return rc;
 }
 
-static __attribute__((noinline)) char *bench_phase_body(const char *id, json_t *records) {
-	return bench_batch_body(id, BENCH_INSTANCE, records);
+static __attribute__((noinline)) void bench_phase_body(GString *body) {
+	paystream_billing_batch_body_end(body);
 }
 
-static __attribute__((noinline)) char *bench_phase_sign(const char *body) {
-	return paystream_signature_header(BENCH_SECRET, time(NULL), body, strlen(body));
+static __attribute__((noinline)) char *bench_phase_sign(const GString *body) {
+	return paystream_signature_header(BENCH_SECRET, time(NULL), body->str, body->len);
 }
 
 static __attribute__((noinline)) void bench_phase_ack(paystream_spool *s, const char *id) {
@@ -173,24 +194,21 @@ static __attribute__((noinline)) void bench_phase_compact(paystream_spool *s) {
 static void bench_drain(paystream_spool *s, bench_run *run) {
 	for(;;) {
 		char *id = NULL;
-		json_t *records = NULL;
 		int rc;
-		TIMED(run, PH_BEGIN, rc = bench_phase_begin_batch(s, &id, &records));
+		TIMED(run, PH_BEGIN, rc = bench_phase_begin_batch(s, bench_body, &id));
 		if(rc == PAYSTREAM_SPOOL_ERR_EMPTY)
 			break;
 		if(rc != PAYSTREAM_SPOOL_OK)
 			fail("begin_batch", rc);
-		char *text, *sig;
-		TIMED(run, PH_BODY, text = bench_phase_body(id, records));
-		TIMED(run, PH_SIGN, sig = bench_phase_sign(text));
+		char *sig;
+		TIMED(run, PH_BODY, bench_phase_body(bench_body));
+		TIMED(run, PH_SIGN, sig = bench_phase_sign(bench_body));
 		/* (the POST happens here in the plugin) */
 		TIMED(run, PH_ACK, bench_phase_ack(s, id));
 		if(run != NULL)
 			run->batches++;
 		g_free(sig);
-		free(text);
 		g_free(id);
-		json_decref(records);
 	}
 	if(paystream_spool_bytes(s) > bench_spool_max / 2) {
 		TIMED(run, PH_COMPACT, bench_phase_compact(s));
@@ -235,11 +253,12 @@ static void bench_one_run(const char *base, guint n, guint seconds, guint per_ro
 		/* Sessions began at different times within the interval. */
 		viewer->last_record_ms = t0 - (gint64)(i % bench_interval) * 1000;
 		paystream_record_ids ids = { viewer->session, viewer->room, viewer->viewer };
-		json_t *start = paystream_record_session_start(&ids, viewer->last_record_ms, BENCH_PRICE, "CRD");
-		int rc = paystream_spool_append(s, start, NULL);
+		paystream_record_source_init(&viewer->source, &ids, viewer->meter.currency);
+		paystream_record_session_start(bench_backlog, &viewer->source, viewer->last_record_ms, BENCH_PRICE);
+		int rc = paystream_spool_append_text(s, bench_backlog->str, bench_backlog->len, NULL);
+		g_string_truncate(bench_backlog, 0);
 		if(rc != PAYSTREAM_SPOOL_OK)
 			fail("append session_start", rc);
-		json_decref(start);
 		v[i] = viewer;
 		if(i % 10000 == 9999) {
 			bench_phase_commit(s);
@@ -263,6 +282,7 @@ static void bench_one_run(const char *base, guint n, guint seconds, guint per_ro
 	paystream_spool_close(s);
 	for(guint i = 0; i < n; i++) {
 		paystream_meter_clear(&v[i]->meter);
+		paystream_record_source_clear(&v[i]->source);
 		g_free(v[i]->session);
 		g_free(v[i]->viewer);
 		g_free(v[i]);
@@ -309,6 +329,9 @@ int main(int argc, char **argv) {
 	}
 	if(n == 0 || seconds == 0 || bench_interval == 0 || runs == 0 || per_room == 0)
 		usage();
+	bench_instance_json = paystream_record_quote(BENCH_INSTANCE);
+	bench_backlog = g_string_sized_new(1024 * 1024);
+	bench_body = g_string_sized_new(256 * 1024);
 	printf("# bench_metering: %u sessions, billing_interval %u s, %u measured s, %u run(s), spool in %s\n",
 		n, bench_interval, seconds, runs, base);
 	printf("# ns per viewer-second (wall); cpu = thread CPU ns per viewer-second\n");

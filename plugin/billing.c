@@ -22,6 +22,7 @@
 
 #include "backoff.h"
 #include "billing_http.h"
+#include "records.h"
 #include "errors.h"
 #include "ids.h"
 #include "notify.h"
@@ -33,7 +34,8 @@
 
 static paystream_billing_callbacks paystream_callbacks;
 static paystream_spool *paystream_billing_spool;
-static char *paystream_billing_url, *paystream_billing_secret, *paystream_billing_instance;
+static char *paystream_billing_url, *paystream_billing_secret;
+static char *paystream_billing_instance;	/* as a JSON string, quotes included */
 static guint32 paystream_billing_interval, paystream_billing_timeout, paystream_retry_max, paystream_tip_timeout;
 static guint64 paystream_spool_max;
 
@@ -56,9 +58,9 @@ gboolean paystream_billing_enabled(void) {
 
 /* POST body to billing_url + path; returns the HTTP status, or 0 when no
  * reply came (timeout, connection error), with the reply's body in response. */
-static long paystream_post(CURL *curl, const char *path, const char *key, const char *body, GString *response) {
+static long paystream_post(CURL *curl, const char *path, const char *key, const char *body, size_t len,
+		GString *response) {
 	char *url = g_strdup_printf("%s%s", paystream_billing_url, path);
-	size_t len = strlen(body);
 	char *signature = paystream_signature_header(paystream_billing_secret, time(NULL), body, len);
 	struct curl_slist *headers = paystream_billing_http_prepare(curl, url, key, signature, body, len,
 		(long)paystream_billing_timeout, response);
@@ -152,22 +154,15 @@ static void paystream_note_success(void) {
 	}
 }
 
-/* Send one batch until the service takes it or the plugin stops. */
-static void paystream_send_batch(CURL *curl, const char *batch_id, json_t *records) {
-	json_t *body = json_object();
-	json_object_set_new(body, "batch_id", json_string(batch_id));
-	json_object_set_new(body, "instance", json_string(paystream_billing_instance));
-	json_object_set_new(body, "sent_at", json_integer(janus_get_real_time() / 1000));
-	json_object_set(body, "records", records);
-	/* The body is built once: a retry sends exactly the same bytes. */
-	char *text = json_dumps(body, JSON_COMPACT);
-	json_decref(body);
+/* Send one batch (body: built once, so a retry sends exactly the same
+ * bytes) until the service takes it or the plugin stops. */
+static void paystream_send_batch(CURL *curl, const char *batch_id, const GString *body, guint count) {
 	g_mutex_lock(&paystream_billing_mutex);
-	paystream_inflight_records = json_array_size(records);
+	paystream_inflight_records = count;
 	g_mutex_unlock(&paystream_billing_mutex);
 	GString *response = g_string_new(NULL);
 	for(guint attempt = 0; paystream_billing_is_running(); attempt++) {
-		long status = paystream_post(curl, "/v1/usage", batch_id, text, response);
+		long status = paystream_post(curl, "/v1/usage", batch_id, body->str, body->len, response);
 		if(status >= 200 && status < 300) {
 			paystream_spool_ack_batch(paystream_billing_spool, batch_id);
 			paystream_note_success();
@@ -185,36 +180,41 @@ static void paystream_send_batch(CURL *curl, const char *batch_id, json_t *recor
 	paystream_inflight_records = 0;
 	g_mutex_unlock(&paystream_billing_mutex);
 	g_string_free(response, TRUE);
-	free(text);
 }
 
 static gpointer paystream_usage_loop(gpointer data) {
 	CURL *curl = curl_easy_init();
+	/* One body buffer for every batch: a backlog's batches are hundreds of
+	 * kilobytes, not worth fresh memory each. */
+	GString *body = g_string_sized_new(256 * 1024);
 	/* Batches a previous run spooled but did not get acknowledged go first. */
-	json_t *unacked = paystream_spool_unacked_batches(paystream_billing_spool);
-	size_t i;
-	json_t *batch;
-	json_array_foreach(unacked, i, batch) {
-		if(!paystream_billing_is_running())
-			break;
-		JANUS_LOG(LOG_INFO, "[paystream] re-sending spooled batch %s\n",
-			json_string_value(json_object_get(batch, "batch_id")));
-		paystream_send_batch(curl, json_string_value(json_object_get(batch, "batch_id")),
-			json_object_get(batch, "records"));
+	GPtrArray *unacked = paystream_spool_unacked_batches(paystream_billing_spool);
+	for(guint i = 0; i < unacked->len && paystream_billing_is_running(); i++) {
+		paystream_spool_batch_text *batch = g_ptr_array_index(unacked, i);
+		JANUS_LOG(LOG_INFO, "[paystream] re-sending spooled batch %s\n", batch->batch_id);
+		paystream_billing_batch_body_begin(body, batch->batch_id, paystream_billing_instance,
+			janus_get_real_time() / 1000);
+		g_string_append_len(body, batch->records->str, (gssize)batch->records->len);
+		paystream_billing_batch_body_end(body);
+		paystream_send_batch(curl, batch->batch_id, body, batch->count);
 	}
-	json_decref(unacked);
+	g_ptr_array_unref(unacked);
 	while(paystream_billing_is_running()) {
-		char *batch_id = NULL;
-		json_t *records = NULL;
-		int rc = paystream_spool_begin_batch(paystream_billing_spool, PAYSTREAM_BATCH_MAX, &batch_id, &records);
+		char *batch_id = paystream_random_uuid();
+		guint count = 0;
+		paystream_billing_batch_body_begin(body, batch_id, paystream_billing_instance, janus_get_real_time() / 1000);
+		int rc = batch_id == NULL ? PAYSTREAM_SPOOL_ERR_IO :
+			paystream_spool_begin_batch(paystream_billing_spool, batch_id, PAYSTREAM_BATCH_MAX, body, &count);
 		if(rc == PAYSTREAM_SPOOL_OK) {
-			paystream_send_batch(curl, batch_id, records);
+			paystream_billing_batch_body_end(body);
+			paystream_send_batch(curl, batch_id, body, count);
 			g_free(batch_id);
-			json_decref(records);
 			if(paystream_spool_pending_count(paystream_billing_spool) > 0)
 				continue;	/* a backlog: drain it without waiting */
-		} else if(rc != PAYSTREAM_SPOOL_ERR_EMPTY) {
-			JANUS_LOG(LOG_ERR, "[paystream] spool: cannot start a batch: %s\n", paystream_spool_status_name(rc));
+		} else {
+			g_free(batch_id);
+			if(rc != PAYSTREAM_SPOOL_ERR_EMPTY)
+				JANUS_LOG(LOG_ERR, "[paystream] spool: cannot start a batch: %s\n", paystream_spool_status_name(rc));
 		}
 		/* Keep the journal small once it has been drained. */
 		if(paystream_spool_bytes(paystream_billing_spool) > paystream_spool_max / 2)
@@ -227,6 +227,7 @@ static gpointer paystream_usage_loop(gpointer data) {
 		g_mutex_unlock(&paystream_billing_mutex);
 		paystream_billing_wait_ms(paystream_billing_interval * 1000);
 	}
+	g_string_free(body, TRUE);
 	curl_easy_cleanup(curl);
 	return NULL;
 }
@@ -236,7 +237,7 @@ static gpointer paystream_usage_loop(gpointer data) {
 /* Send one tip once; returns TRUE when it is settled (accepted, declined). */
 static gboolean paystream_send_tip(CURL *curl, const char *tip_id, json_t *tip, GString *response) {
 	char *text = json_dumps(tip, JSON_COMPACT | JSON_SORT_KEYS);
-	long status = paystream_post(curl, "/v1/tips", tip_id, text, response);
+	long status = paystream_post(curl, "/v1/tips", tip_id, text, strlen(text), response);
 	free(text);
 	const char *outcome = NULL;
 	char *reason = NULL;
@@ -325,12 +326,25 @@ static gpointer paystream_tips_loop(gpointer data) {
 
 /* ---- what the rest of the plugin calls ------------------------------ */
 
-int paystream_billing_record(json_t *record) {
+gsize paystream_billing_records(const char *text, gsize len) {
 	if(paystream_billing_spool == NULL)
-		return PAYSTREAM_ERROR_BILLING_UNAVAILABLE;
-	int rc = paystream_spool_append(paystream_billing_spool, record, NULL);
+		return len;	/* no billing: nothing is priced, nothing to keep */
+	gsize taken = 0, done = 0;
+	int rc;
+	while((rc = paystream_spool_append_text(paystream_billing_spool, text + done, len - done, &taken)) ==
+			PAYSTREAM_SPOOL_ERR_INVALID) {
+		/* A bug, not a condition: say so and skip that one line rather
+		 * than hold every later record back behind it. */
+		const char *bad = text + done + taken;
+		const char *nl = memchr(bad, '\n', len - done - taken);
+		gsize bad_len = nl != NULL ? (gsize)(nl - bad) + 1 : len - done - taken;
+		JANUS_LOG(LOG_ERR, "[paystream] spool: refused a malformed record, dropped: %.*s\n",
+			(int)MIN(bad_len, 200), bad);
+		done += taken + bad_len;
+	}
+	done += taken;
 	if(rc == PAYSTREAM_SPOOL_OK)
-		return 0;
+		return done;
 	g_mutex_lock(&paystream_billing_mutex);
 	gboolean first = !paystream_spool_full && !paystream_spool_broken;
 	if(rc == PAYSTREAM_SPOOL_ERR_FULL)
@@ -343,7 +357,7 @@ int paystream_billing_record(json_t *record) {
 		paystream_notify(NULL, "spool_error", NULL, json_pack("{sssI}", "error", paystream_spool_status_name(rc),
 			"spool_bytes", (json_int_t)paystream_spool_bytes(paystream_billing_spool)));
 	}
-	return PAYSTREAM_ERROR_BILLING_UNAVAILABLE;
+	return done;
 }
 
 int paystream_billing_commit(void) {
@@ -446,11 +460,11 @@ int paystream_billing_start(const paystream_general_settings *general, const pay
 		paystream_billing_url[strlen(paystream_billing_url) - 1] = '\0';
 	paystream_billing_secret = g_strdup(general->billing_secret);
 	if(general->instance) {
-		paystream_billing_instance = g_strdup(general->instance);
+		paystream_billing_instance = paystream_record_quote(general->instance);
 	} else {
 		char host[256] = "janus";
 		gethostname(host, sizeof(host) - 1);
-		paystream_billing_instance = g_strdup(host);
+		paystream_billing_instance = paystream_record_quote(host);
 	}
 	paystream_billing_interval = general->billing_interval;
 	paystream_billing_timeout = general->billing_timeout;

@@ -33,9 +33,11 @@ int paystream_billing_start(const paystream_general_settings *general, const pay
 void paystream_billing_stop(void);
 gboolean paystream_billing_enabled(void);
 
-/* Append a usage record to the spool (not yet durable: see commit). Returns
- * 0, or PAYSTREAM_ERROR_BILLING_UNAVAILABLE (spool full or broken). */
-int paystream_billing_record(json_t *record);
+/* Append usage records (JSON text, one per line: records.h) to the spool,
+ * not yet durable (see commit). Returns the bytes of text taken: all of it,
+ * or less when the spool is full or broken (then the rest is the caller's
+ * to keep or drop; the spool_error event and log say why, once). */
+gsize paystream_billing_records(const char *text, gsize len);
 /* Make every record appended so far durable (one fsync); the ticker calls
  * this once per tick. Returns 0 or -1. */
 int paystream_billing_commit(void);

@@ -34,3 +34,14 @@ struct curl_slist *paystream_billing_http_prepare(CURL *curl, const char *url, c
 	curl_easy_setopt(curl, CURLOPT_USERAGENT, "paystream/" PACKAGE_VERSION);
 	return headers;
 }
+
+void paystream_billing_batch_body_begin(GString *body, const char *batch_id, const char *instance_json,
+		gint64 sent_at_ms) {
+	g_string_truncate(body, 0);
+	g_string_append_printf(body, "{\"batch_id\":\"%s\",\"instance\":%s,\"sent_at\":%" G_GINT64_FORMAT ",\"records\":[",
+		batch_id, instance_json, sent_at_ms);
+}
+
+void paystream_billing_batch_body_end(GString *body) {
+	g_string_append(body, "]}");
+}

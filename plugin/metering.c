@@ -18,50 +18,59 @@ static GThread *paystream_ticker_thread;
 static GMutex paystream_ticker_mutex;
 static GCond paystream_ticker_cond;
 static gboolean paystream_ticker_running;
-/* Records waiting for the spool, in order. They are built under a room's
- * lock, but the spool's mutex can be held through an fsync by a billing
- * thread, and the relay must never wait for a disk: so under a room's lock
- * records only join this queue, and the ticker moves them to the spool with
- * no room lock held. Records the spool refuses (full) wait here too. */
-static GQueue paystream_backlog = G_QUEUE_INIT;
+/* Records waiting for the spool, in order, as JSON text lines. They are
+ * written under a room's lock, but the spool's mutex can be held through an
+ * fsync by a billing thread, and the relay must never wait for a disk: so
+ * under a room's lock records only join this buffer, and the ticker moves
+ * them to the spool with no room lock held. Records the spool refuses
+ * (full) wait here too. */
+static GString *paystream_backlog;
 static GMutex paystream_backlog_mutex;
 
 /* ---- records -------------------------------------------------------- */
 
-static paystream_record_ids paystream_viewer_ids(const paystream_viewer *viewer) {
-	paystream_record_ids ids = { viewer->session_id, viewer->room->id, viewer->billing_id };
-	return ids;
+/* The record just appended to paystream_backlog ends its line; unlocks. */
+static void paystream_backlog_end_record(void) {
+	g_string_append_c(paystream_backlog, '\n');
+	g_mutex_unlock(&paystream_backlog_mutex);
 }
 
-/* Queue a record for the spool. Takes record. */
-static void paystream_spool_record(json_t *record) {
+static GString *paystream_backlog_begin_record(void) {
 	g_mutex_lock(&paystream_backlog_mutex);
-	g_queue_push_tail(&paystream_backlog, record);
-	g_mutex_unlock(&paystream_backlog_mutex);
+	if(paystream_backlog == NULL)
+		paystream_backlog = g_string_sized_new(64 * 1024);
+	return paystream_backlog;
 }
 
 /* Move queued records to the spool, in order, until it refuses one. Only
  * the ticker (and the shutdown after it) calls this, so order holds. */
 static void paystream_backlog_flush(void) {
-	GQueue pending = G_QUEUE_INIT;
 	g_mutex_lock(&paystream_backlog_mutex);
-	pending = paystream_backlog;
-	g_queue_init(&paystream_backlog);
+	GString *pending = paystream_backlog;
+	paystream_backlog = NULL;
 	g_mutex_unlock(&paystream_backlog_mutex);
-	while(!g_queue_is_empty(&pending)) {
-		json_t *record = g_queue_peek_head(&pending);
-		if(paystream_billing_record(record) != 0)
-			break;
-		g_queue_pop_head(&pending);
-		json_decref(record);
-	}
-	if(g_queue_is_empty(&pending))
+	if(pending == NULL)
 		return;
-	/* The spool is full: the rest goes back in front of what came meanwhile. */
+	gsize taken = paystream_billing_records(pending->str, pending->len);
+	if(taken < pending->len) {
+		/* The spool is full: the rest goes back in front of what came meanwhile. */
+		g_string_erase(pending, 0, (gssize)taken);
+		g_mutex_lock(&paystream_backlog_mutex);
+		if(paystream_backlog != NULL) {
+			g_string_append_len(pending, paystream_backlog->str, (gssize)paystream_backlog->len);
+			g_string_free(paystream_backlog, TRUE);
+		}
+		paystream_backlog = pending;
+		g_mutex_unlock(&paystream_backlog_mutex);
+		return;
+	}
+	/* Keep the buffer (and its capacity) for the next round, unless one came meanwhile. */
+	g_string_truncate(pending, 0);
 	g_mutex_lock(&paystream_backlog_mutex);
-	json_t *record;
-	while((record = g_queue_pop_tail(&pending)) != NULL)
-		g_queue_push_head(&paystream_backlog, record);
+	if(paystream_backlog == NULL)
+		paystream_backlog = pending;
+	else
+		g_string_free(pending, TRUE);
 	g_mutex_unlock(&paystream_backlog_mutex);
 }
 
@@ -70,8 +79,8 @@ static void paystream_take_tick_record(paystream_viewer *viewer) {
 	paystream_meter_record r;
 	if(!paystream_meter_take_record(&viewer->meter, &r))
 		return;
-	paystream_record_ids ids = paystream_viewer_ids(viewer);
-	paystream_spool_record(paystream_record_tick(&ids, &r, viewer->meter.currency));
+	paystream_record_tick(paystream_backlog_begin_record(), &viewer->record_source, &r);
+	paystream_backlog_end_record();
 }
 
 /* ---- sessions ------------------------------------------------------- */
@@ -94,9 +103,11 @@ int paystream_metering_begin_locked(paystream_viewer *viewer, const paystream_to
 	}
 	viewer->metered = TRUE;
 	viewer->last_record_ms = janus_get_real_time() / 1000;
-	paystream_record_ids ids = paystream_viewer_ids(viewer);
-	paystream_spool_record(paystream_record_session_start(&ids, viewer->last_record_ms,
-		room->settings.price_per_second, room->settings.currency));
+	paystream_record_ids ids = { viewer->session_id, room->id, viewer->billing_id };
+	paystream_record_source_init(&viewer->record_source, &ids, viewer->meter.currency);
+	paystream_record_session_start(paystream_backlog_begin_record(), &viewer->record_source, viewer->last_record_ms,
+		room->settings.price_per_second);
+	paystream_backlog_end_record();
 	json_t *fields = json_pack("{ssssss}", "viewer_id", viewer->viewer_id, "session", viewer->session_id,
 		"viewer", viewer->billing_id);
 	json_object_set_new(fields, "price_per_second", json_integer(room->settings.price_per_second));
@@ -147,8 +158,8 @@ void paystream_metering_finish_locked(paystream_viewer *viewer, const char *reas
 	viewer->finished = TRUE;
 	paystream_meter_stop(&viewer->meter, reason);
 	paystream_take_tick_record(viewer);
-	paystream_record_ids ids = paystream_viewer_ids(viewer);
-	paystream_spool_record(paystream_record_session_end(&ids, &viewer->meter, reason));
+	paystream_record_session_end(paystream_backlog_begin_record(), &viewer->record_source, &viewer->meter, reason);
+	paystream_backlog_end_record();
 	json_t *fields = json_pack("{ssssss}", "viewer_id", viewer->viewer_id, "session", viewer->session_id, "reason", reason);
 	json_object_set_new(fields, "seconds", json_integer(viewer->meter.total_seconds));
 	json_object_set_new(fields, "amount", json_integer(viewer->meter.total_amount));

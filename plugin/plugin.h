@@ -15,8 +15,8 @@
 
 #include "settings.h"
 
-#define PAYSTREAM_VERSION 1
-#define PAYSTREAM_VERSION_STRING "0.1.0"
+#define PAYSTREAM_VERSION 2
+#define PAYSTREAM_VERSION_STRING "0.2.0"
 #define PAYSTREAM_PACKAGE "janus.plugin.paystream"
 #define PAYSTREAM_NAME "paystream"
 

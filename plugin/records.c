@@ -1,45 +1,131 @@
-/* records.c - building usage records (see records.h). */
+/* records.c - writing usage records as JSON text (see records.h). */
 #include "records.h"
 
-#include <glib.h>
+#include <string.h>
+#include <jansson.h>
 
-static json_t *paystream_record_new(const paystream_record_ids *ids, const char *type, const char *suffix) {
-	char record_id[256];
-	g_snprintf(record_id, sizeof(record_id), "%s:%s", ids->session, suffix);
-	json_t *record = json_object();
-	json_object_set_new(record, "type", json_string(type));
-	json_object_set_new(record, "record_id", json_string(record_id));
-	json_object_set_new(record, "session", json_string(ids->session));
-	json_object_set_new(record, "room", json_string(ids->room));
-	json_object_set_new(record, "viewer", json_string(ids->viewer));
-	return record;
+char *paystream_record_quote(const char *s) {
+	char *valid = g_utf8_make_valid(s != NULL ? s : "", -1);
+	json_t *string = json_string(valid);
+	char *text = string != NULL ? json_dumps(string, JSON_ENCODE_ANY) : NULL;
+	char *quoted = g_strdup(text != NULL ? text : "\"\"");
+	free(text);
+	json_decref(string);
+	g_free(valid);
+	return quoted;
 }
 
-json_t *paystream_record_session_start(const paystream_record_ids *ids, gint64 at_ms, gint64 price_per_second,
-		const char *currency) {
-	json_t *record = paystream_record_new(ids, "session_start", "start");
-	json_object_set_new(record, "at", json_integer(at_ms));
-	json_object_set_new(record, "price_per_second", json_integer(price_per_second));
-	json_object_set_new(record, "currency", json_string(currency));
-	return record;
+void paystream_record_source_init(paystream_record_source *src, const paystream_record_ids *ids, const char *currency) {
+	char *session = paystream_record_quote(ids->session);
+	char *room = paystream_record_quote(ids->room);
+	char *viewer = paystream_record_quote(ids->viewer);
+	src->session = g_strndup(session + 1, strlen(session) - 2);
+	src->ids = g_strdup_printf("\"session\":%s,\"room\":%s,\"viewer\":%s", session, room, viewer);
+	src->currency = paystream_record_quote(currency);
+	src->session_len = strlen(src->session);
+	src->ids_len = strlen(src->ids);
+	src->currency_len = strlen(src->currency);
+	g_free(session);
+	g_free(room);
+	g_free(viewer);
 }
 
-json_t *paystream_record_tick(const paystream_record_ids *ids, const paystream_meter_record *r, const char *currency) {
-	char seq[24];
-	g_snprintf(seq, sizeof(seq), "%" G_GUINT64_FORMAT, r->seq);
-	json_t *record = paystream_record_new(ids, "tick", seq);
-	json_object_set_new(record, "start", json_integer(r->start_ms));
-	json_object_set_new(record, "seconds", json_integer(r->seconds));
-	json_object_set_new(record, "amount", json_integer(r->amount));
-	json_object_set_new(record, "currency", json_string(currency));
-	return record;
+void paystream_record_source_clear(paystream_record_source *src) {
+	g_free(src->session);
+	g_free(src->ids);
+	g_free(src->currency);
+	memset(src, 0, sizeof(*src));
 }
 
-json_t *paystream_record_session_end(const paystream_record_ids *ids, const paystream_meter *m, const char *reason) {
-	json_t *record = paystream_record_new(ids, "session_end", "end");
-	json_object_set_new(record, "seconds", json_integer(m->total_seconds));
-	json_object_set_new(record, "amount", json_integer(m->total_amount));
-	json_object_set_new(record, "currency", json_string(m->currency));
-	json_object_set_new(record, "reason", json_string(reason));
-	return record;
+/* Records are written straight into out's memory: room for the longest
+ * record of a kind is made once, then what was not used is given back. */
+#define PAYSTREAM_RECORD_FIXED 256	/* keys, punctuation, 6 numbers, a suffix */
+
+static char *paystream_record_reserve(GString *out, const paystream_record_source *src, gsize extra) {
+	gsize at = out->len;
+	g_string_set_size(out, at + PAYSTREAM_RECORD_FIXED + src->session_len + src->ids_len + src->currency_len + extra);
+	return out->str + at;
+}
+
+static void paystream_record_done(GString *out, char *end) {
+	g_string_truncate(out, (gsize)(end - out->str));
+}
+
+#define PAYSTREAM_RECORD_PUT(p, literal) \
+	(memcpy((p), (literal), sizeof(literal) - 1), (p) + sizeof(literal) - 1)
+
+static char *paystream_record_put(char *p, const char *text, gsize len) {
+	memcpy(p, text, len);
+	return p + len;
+}
+
+static char *paystream_record_put_int(char *p, gint64 value) {
+	char digits[24];
+	int i = (int)sizeof(digits);
+	guint64 n = value < 0 ? -(guint64)value : (guint64)value;
+	do {
+		digits[--i] = (char)('0' + n % 10);
+		n /= 10;
+	} while(n > 0);
+	if(value < 0)
+		digits[--i] = '-';
+	return paystream_record_put(p, digits + i, sizeof(digits) - (gsize)i);
+}
+
+/* {"type":"<type>","record_id":"<session>:<suffix or seq>",<ids> */
+static char *paystream_record_begin(char *p, const paystream_record_source *src, const char *type,
+		const char *suffix, guint64 seq) {
+	p = PAYSTREAM_RECORD_PUT(p, "{\"type\":\"");
+	p = paystream_record_put(p, type, strlen(type));
+	p = PAYSTREAM_RECORD_PUT(p, "\",\"record_id\":\"");
+	p = paystream_record_put(p, src->session, src->session_len);
+	*p++ = ':';
+	p = suffix != NULL ? paystream_record_put(p, suffix, strlen(suffix)) : paystream_record_put_int(p, (gint64)seq);
+	p = PAYSTREAM_RECORD_PUT(p, "\",");
+	return paystream_record_put(p, src->ids, src->ids_len);
+}
+
+void paystream_record_session_start(GString *out, const paystream_record_source *src, gint64 at_ms,
+		gint64 price_per_second) {
+	char *p = paystream_record_begin(paystream_record_reserve(out, src, 0), src, "session_start", "start", 0);
+	p = PAYSTREAM_RECORD_PUT(p, ",\"at\":");
+	p = paystream_record_put_int(p, at_ms);
+	p = PAYSTREAM_RECORD_PUT(p, ",\"price_per_second\":");
+	p = paystream_record_put_int(p, price_per_second);
+	p = PAYSTREAM_RECORD_PUT(p, ",\"currency\":");
+	p = paystream_record_put(p, src->currency, src->currency_len);
+	*p++ = '}';
+	paystream_record_done(out, p);
+}
+
+void paystream_record_tick(GString *out, const paystream_record_source *src, const paystream_meter_record *r) {
+	char *p = paystream_record_begin(paystream_record_reserve(out, src, 0), src, "tick", NULL, r->seq);
+	p = PAYSTREAM_RECORD_PUT(p, ",\"start\":");
+	p = paystream_record_put_int(p, r->start_ms);
+	p = PAYSTREAM_RECORD_PUT(p, ",\"seconds\":");
+	p = paystream_record_put_int(p, r->seconds);
+	p = PAYSTREAM_RECORD_PUT(p, ",\"amount\":");
+	p = paystream_record_put_int(p, r->amount);
+	p = PAYSTREAM_RECORD_PUT(p, ",\"currency\":");
+	p = paystream_record_put(p, src->currency, src->currency_len);
+	*p++ = '}';
+	paystream_record_done(out, p);
+}
+
+void paystream_record_session_end(GString *out, const paystream_record_source *src, const paystream_meter *m,
+		const char *reason) {
+	char *quoted = paystream_record_quote(reason);
+	gsize quoted_len = strlen(quoted);
+	char *p = paystream_record_begin(paystream_record_reserve(out, src, quoted_len), src, "session_end", "end", 0);
+	p = PAYSTREAM_RECORD_PUT(p, ",\"seconds\":");
+	p = paystream_record_put_int(p, m->total_seconds);
+	p = PAYSTREAM_RECORD_PUT(p, ",\"amount\":");
+	p = paystream_record_put_int(p, m->total_amount);
+	p = PAYSTREAM_RECORD_PUT(p, ",\"currency\":");
+	p = paystream_record_put(p, src->currency, src->currency_len);
+	p = PAYSTREAM_RECORD_PUT(p, ",\"reason\":");
+	p = paystream_record_put(p, quoted, quoted_len);
+	*p++ = '}';
+	paystream_record_done(out, p);
+	g_free(quoted);
 }

@@ -1,14 +1,20 @@
-/* records.h - the usage records of docs/BILLING.md, built from a viewing
- * session's identity and its meter.
+/* records.h - the usage records of docs/BILLING.md, written as JSON text
+ * from a viewing session's identity and its meter.
  *
  * Every record carries type, record_id (stable: "<session>:start",
  * "<session>:<seq>", "<session>:end", so a re-send is recognised), session,
- * room and viewer (the account that pays). metering.c builds them under a
- * room's lock; the benchmarks build them the same way. Pure: Jansson only. */
+ * room and viewer (the account that pays). A record is one compact JSON
+ * object with no line break, the form the spool stores and the batch body
+ * embeds as it is: the strings are escaped once per session (by Jansson)
+ * into a paystream_record_source, and each record only appends them and a
+ * few integers, with no allocation beyond the output buffer's growth.
+ * metering.c writes them under a room's lock; the benchmarks write them the
+ * same way; the unit tests parse each kind back with Jansson. Pure: GLib
+ * and Jansson only. */
 #ifndef PAYSTREAM_RECORDS_H
 #define PAYSTREAM_RECORDS_H
 
-#include <jansson.h>
+#include <glib.h>
 
 #include "meter.h"
 
@@ -18,9 +24,25 @@ typedef struct paystream_record_ids {
 	const char *viewer;
 } paystream_record_ids;
 
-json_t *paystream_record_session_start(const paystream_record_ids *ids, gint64 at_ms, gint64 price_per_second,
-	const char *currency);
-json_t *paystream_record_tick(const paystream_record_ids *ids, const paystream_meter_record *r, const char *currency);
-json_t *paystream_record_session_end(const paystream_record_ids *ids, const paystream_meter *m, const char *reason);
+/* A session's identity as JSON text, made once. */
+typedef struct paystream_record_source {
+	char *session;		/* the session id as JSON string content (no quotes) */
+	char *ids;			/* "session":"...","room":"...","viewer":"..." */
+	char *currency;		/* "..." (with the quotes) */
+	gsize session_len, ids_len, currency_len;
+} paystream_record_source;
+
+void paystream_record_source_init(paystream_record_source *src, const paystream_record_ids *ids, const char *currency);
+void paystream_record_source_clear(paystream_record_source *src);
+
+/* Each appends one record's JSON text to out (no "\n"). */
+void paystream_record_session_start(GString *out, const paystream_record_source *src, gint64 at_ms,
+	gint64 price_per_second);
+void paystream_record_tick(GString *out, const paystream_record_source *src, const paystream_meter_record *r);
+void paystream_record_session_end(GString *out, const paystream_record_source *src, const paystream_meter *m,
+	const char *reason);
+
+/* s as a JSON string, quotes included (invalid UTF-8 replaced); g_free. */
+char *paystream_record_quote(const char *s);
 
 #endif

@@ -144,6 +144,7 @@ static void paystream_viewer_free(const janus_refcount *ref) {
 	janus_refcount_decrease(&viewer->session->ref);
 	janus_refcount_decrease(&viewer->room->ref);
 	paystream_meter_clear(&viewer->meter);
+	paystream_record_source_clear(&viewer->record_source);
 	g_free(viewer->session_id);
 	g_free(viewer->billing_id);
 	g_free(viewer->viewer_id);

@@ -19,6 +19,7 @@
 #include <utils.h>
 
 #include "meter.h"
+#include "records.h"
 #include "session.h"
 #include "settings.h"
 #include "viewer_state.h"
@@ -80,6 +81,7 @@ typedef struct paystream_viewer {
 	char *billing_id;			/* who pays: the token's sub */
 	gint64 token_exp;			/* unix seconds */
 	paystream_meter meter;
+	paystream_record_source record_source;	/* the session's ids as JSON text (metered only) */
 	gint64 last_record_ms;		/* when the last tick record was taken */
 	guint32 ticks_since_event;	/* counted seconds since the last `tick` event */
 	gint64 tip_allowance_ms;	/* tips' rate limit (tips.c) */

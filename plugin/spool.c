@@ -9,26 +9,32 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "ids.h"
+#include "checksum.h"
 
 #define PAYSTREAM_SPOOL_FILE "paystream.spool"
-#define PAYSTREAM_SPOOL_VERSION 1
-#define PAYSTREAM_SPOOL_SUM_LEN 16
+#define PAYSTREAM_SPOOL_VERSION 2
+/* "xxxxxxxx ": the checksum and its space. */
+#define PAYSTREAM_SPOOL_SUM_LEN 9
 /* Seqs stay far from any overflow, whatever a journal says. */
 #define PAYSTREAM_SPOOL_MAX_SEQ ((guint64)G_MAXINT64 / 2)
 
-struct paystream_spool_batch;
-
+/* A record: its seq and JSON text, in one allocation. Records are chained
+ * in seq order: the pending ones, and each batch's. */
 typedef struct paystream_spool_rec {
+	struct paystream_spool_rec *next;
 	guint64 seq;
-	json_t *record;
-	struct paystream_spool_batch *batch;	/* NULL: pending */
-	GList *link;							/* in pending, while batch is NULL */
+	gsize len;
+	char text[];
 } paystream_spool_rec;
+
+typedef struct paystream_spool_chain {
+	paystream_spool_rec *head, *tail;
+	guint count;
+} paystream_spool_chain;
 
 typedef struct paystream_spool_batch {
 	char *id;
-	GPtrArray *recs;		/* paystream_spool_rec, in seq order */
+	paystream_spool_chain recs;
 	GList *link;			/* in batches */
 } paystream_spool_batch;
 
@@ -47,8 +53,8 @@ struct paystream_spool {
 	GString *buf;			/* lines not written yet */
 	gboolean broken;
 	guint64 next_seq;
-	GHashTable *recs;		/* &seq -> rec (owned) */
-	GQueue pending;			/* rec, oldest first */
+	guint64 last_seq;		/* of the last record replayed or appended */
+	paystream_spool_chain pending;
 	GHashTable *batch_by_id;	/* id -> batch (owned) */
 	GQueue batches;			/* batch, oldest first */
 	GHashTable *tip_by_id;	/* id -> tip (owned) */
@@ -83,15 +89,19 @@ void paystream_spool_report_clear(paystream_spool_report *report) {
 	memset(report, 0, sizeof(*report));
 }
 
-static void paystream_spool_rec_free(gpointer data) {
-	paystream_spool_rec *rec = data;
-	json_decref(rec->record);
-	g_free(rec);
+static void paystream_spool_chain_free(paystream_spool_chain *chain) {
+	paystream_spool_rec *rec = chain->head;
+	while(rec != NULL) {
+		paystream_spool_rec *next = rec->next;
+		g_free(rec);
+		rec = next;
+	}
+	memset(chain, 0, sizeof(*chain));
 }
 
 static void paystream_spool_batch_free(gpointer data) {
 	paystream_spool_batch *batch = data;
-	g_ptr_array_free(batch->recs, TRUE);
+	paystream_spool_chain_free(&batch->recs);
 	g_free(batch->id);
 	g_free(batch);
 }
@@ -103,118 +113,189 @@ static void paystream_spool_tip_free(gpointer data) {
 	g_free(tip);
 }
 
+void paystream_spool_batch_text_free(paystream_spool_batch_text *batch) {
+	if(batch == NULL)
+		return;
+	g_free(batch->batch_id);
+	if(batch->records != NULL)
+		g_string_free(batch->records, TRUE);
+	g_free(batch);
+}
+
 /* ---- lines ---- */
 
-/* Append entry as a line to out (entry is consumed); returns its length, 0
- * if it could not be serialized. */
-static gsize paystream_spool_line(GString *out, json_t *entry) {
-	char *text = entry != NULL ? json_dumps(entry, JSON_COMPACT) : NULL;
-	json_decref(entry);
-	if(text == NULL)
-		return 0;
-	size_t n = strlen(text);
-	char *sum = g_compute_checksum_for_data(G_CHECKSUM_SHA256, (const guchar *)text, n);
-	gsize before = out->len;
-	g_string_append_len(out, sum, PAYSTREAM_SPOOL_SUM_LEN);
-	g_string_append_c(out, ' ');
-	g_string_append_len(out, text, (gssize)n);
+/* Start a line in out: room for the checksum. Returns where it starts. */
+static gsize paystream_spool_line_begin(GString *out, char kind) {
+	gsize at = out->len;
+	g_string_append_len(out, "00000000 ", PAYSTREAM_SPOOL_SUM_LEN);
+	g_string_append_c(out, kind);
+	return at;
+}
+
+/* The checksum's 8 hex digits at at. */
+static void paystream_spool_sum_hex(char *at, uint32_t sum) {
+	static const char hex[] = "0123456789abcdef";
+	for(int i = 7; i >= 0; i--, sum >>= 4)
+		at[i] = hex[sum & 0xf];
+}
+
+/* End the line that starts at out[at]: its checksum and "\n". Returns the
+ * line's length. */
+static gsize paystream_spool_line_end(GString *out, gsize at) {
+	const char *body = out->str + at + PAYSTREAM_SPOOL_SUM_LEN;
+	paystream_spool_sum_hex(out->str + at, paystream_crc32c(0, body, out->len - at - PAYSTREAM_SPOOL_SUM_LEN));
 	g_string_append_c(out, '\n');
-	g_free(sum);
-	free(text);
-	return out->len - before;
+	return out->len - at;
 }
 
-/* A copy of value made by a serialization round trip: what a replay will
- * read back. NULL if it does not survive one. */
-static json_t *paystream_spool_copy(json_t *value) {
-	char *text = json_dumps(value, JSON_COMPACT);
+/* Write " <n>" at p (at most 21 bytes); returns the end. */
+static char *paystream_spool_write_uint(char *p, guint64 n) {
+	char digits[24];
+	int i = (int)sizeof(digits);
+	do {
+		digits[--i] = (char)('0' + n % 10);
+		n /= 10;
+	} while(n > 0);
+	digits[--i] = ' ';
+	memcpy(p, digits + i, sizeof(digits) - (gsize)i);
+	return p + sizeof(digits) - (gsize)i;
+}
+
+static void paystream_spool_put_uint(GString *out, guint64 n) {
+	char text[24];
+	g_string_append_len(out, text, paystream_spool_write_uint(text, n) - text);
+}
+
+static void paystream_spool_put_text(GString *out, const char *text, gsize len) {
+	g_string_append_c(out, ' ');
+	g_string_append_len(out, text, (gssize)len);
+}
+
+static void paystream_spool_head_line(GString *out, guint64 next_seq) {
+	gsize at = paystream_spool_line_begin(out, 'H');
+	paystream_spool_put_uint(out, PAYSTREAM_SPOOL_VERSION);
+	paystream_spool_put_uint(out, next_seq);
+	paystream_spool_line_end(out, at);
+}
+
+/* The most common line, written straight into out's memory (the others go
+ * through the helpers above). */
+static gsize paystream_spool_rec_line(GString *out, guint64 seq, const char *text, gsize len) {
+	gsize at = out->len;
+	g_string_set_size(out, at + PAYSTREAM_SPOOL_SUM_LEN + 2 + 24 + len + 1);
+	char *line = out->str + at, *p = line + PAYSTREAM_SPOOL_SUM_LEN;
+	*p++ = 'R';
+	p = paystream_spool_write_uint(p, seq);
+	*p++ = ' ';
+	memcpy(p, text, len);
+	p += len;
+	line[PAYSTREAM_SPOOL_SUM_LEN - 1] = ' ';
+	paystream_spool_sum_hex(line, paystream_crc32c(0, line + PAYSTREAM_SPOOL_SUM_LEN,
+		(gsize)(p - line) - PAYSTREAM_SPOOL_SUM_LEN));
+	*p++ = '\n';
+	g_string_truncate(out, (gsize)(p - out->str));
+	return (gsize)(p - line);
+}
+
+static void paystream_spool_batch_line(GString *out, const paystream_spool_batch *batch) {
+	gsize at = paystream_spool_line_begin(out, 'B');
+	paystream_spool_put_uint(out, batch->recs.head->seq);
+	paystream_spool_put_uint(out, batch->recs.count);
+	paystream_spool_put_text(out, batch->id, strlen(batch->id));
+	paystream_spool_line_end(out, at);
+}
+
+static void paystream_spool_id_line(GString *out, char kind, const char *id) {
+	gsize at = paystream_spool_line_begin(out, kind);
+	paystream_spool_put_text(out, id, strlen(id));
+	paystream_spool_line_end(out, at);
+}
+
+/* The tip's line, or FALSE if its JSON cannot be written. */
+static gboolean paystream_spool_tip_line(GString *out, const char *id, json_t *tip) {
+	char *text = json_dumps(tip, JSON_COMPACT);
 	if(text == NULL)
-		return NULL;
-	json_t *copy = json_loads(text, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, NULL);
-	free(text);
-	if(copy != NULL && !json_is_object(copy)) {
-		json_decref(copy);
-		return NULL;
-	}
-	return copy;
-}
-
-static json_t *paystream_spool_rec_entry(const paystream_spool_rec *rec) {
-	return json_pack("{s:s, s:I, s:O}", "e", "rec", "seq", (json_int_t)rec->seq, "rec", rec->record);
-}
-
-static json_t *paystream_spool_batch_entry(const paystream_spool_batch *batch) {
-	json_t *seqs = json_array();
-	for(guint i = 0; i < batch->recs->len; i++) {
-		paystream_spool_rec *rec = g_ptr_array_index(batch->recs, i);
-		json_array_append_new(seqs, json_integer((json_int_t)rec->seq));
-	}
-	return json_pack("{s:s, s:s, s:o}", "e", "batch", "id", batch->id, "seqs", seqs);
-}
-
-static json_t *paystream_spool_tip_entry(const paystream_spool_tip *tip) {
-	return json_pack("{s:s, s:s, s:O}", "e", "tip", "id", tip->id, "tip", tip->tip);
-}
-
-static gboolean paystream_spool_id_valid(const char *id) {
-	if(id == NULL)
 		return FALSE;
-	size_t n = strnlen(id, PAYSTREAM_SPOOL_MAX_ID + 1);
-	return n > 0 && n <= PAYSTREAM_SPOOL_MAX_ID;
+	gsize at = paystream_spool_line_begin(out, 'T');
+	paystream_spool_put_uint(out, strlen(id));
+	paystream_spool_put_text(out, id, strlen(id));
+	paystream_spool_put_text(out, text, strlen(text));
+	paystream_spool_line_end(out, at);
+	free(text);
+	return TRUE;
+}
+
+/* Ids are 1 to PAYSTREAM_SPOOL_MAX_ID bytes with no line break or NUL. */
+static gboolean paystream_spool_id_valid(const char *id, gsize len) {
+	return id != NULL && len > 0 && len <= PAYSTREAM_SPOOL_MAX_ID && memchr(id, '\n', len) == NULL &&
+		memchr(id, '\0', len) == NULL;
+}
+
+/* What the spool accepts as a record: "{" ... "}" with no line break. */
+static gboolean paystream_spool_record_valid(const char *text, gsize len) {
+	return len >= 2 && text[0] == '{' && text[len - 1] == '}' && memchr(text, '\n', len) == NULL;
 }
 
 /* ---- state changes, shared by the API and the replay ---- */
 
-static paystream_spool_rec *paystream_spool_add_rec(paystream_spool *s, guint64 seq, json_t *record) {
-	paystream_spool_rec *rec = g_new0(paystream_spool_rec, 1);
-	rec->seq = seq;
-	rec->record = record;
-	g_hash_table_insert(s->recs, &rec->seq, rec);
-	g_queue_push_tail(&s->pending, rec);
-	rec->link = s->pending.tail;
-	if(seq >= s->next_seq)
-		s->next_seq = seq + 1;
-	return rec;
+static void paystream_spool_chain_push(paystream_spool_chain *chain, paystream_spool_rec *rec) {
+	rec->next = NULL;
+	if(chain->tail != NULL)
+		chain->tail->next = rec;
+	else
+		chain->head = rec;
+	chain->tail = rec;
+	chain->count++;
 }
 
-static paystream_spool_batch *paystream_spool_add_batch(paystream_spool *s, const char *id) {
+static void paystream_spool_add_rec(paystream_spool *s, guint64 seq, const char *text, gsize len) {
+	paystream_spool_rec *rec = g_malloc(sizeof(*rec) + len + 1);
+	rec->seq = seq;
+	rec->len = len;
+	memcpy(rec->text, text, len);
+	rec->text[len] = '\0';
+	paystream_spool_chain_push(&s->pending, rec);
+	s->last_seq = seq;
+	if(seq >= s->next_seq)
+		s->next_seq = seq + 1;
+}
+
+/* A new batch of the count oldest pending records (count <= pending). */
+static paystream_spool_batch *paystream_spool_add_batch(paystream_spool *s, const char *id, guint count) {
 	paystream_spool_batch *batch = g_new0(paystream_spool_batch, 1);
 	batch->id = g_strdup(id);
-	batch->recs = g_ptr_array_new();
+	paystream_spool_rec *last = s->pending.head;
+	for(guint i = 1; i < count; i++)
+		last = last->next;
+	batch->recs.head = s->pending.head;
+	batch->recs.tail = last;
+	batch->recs.count = count;
+	s->pending.head = last->next;
+	s->pending.count -= count;
+	if(s->pending.head == NULL)
+		s->pending.tail = NULL;
+	last->next = NULL;
 	g_hash_table_insert(s->batch_by_id, batch->id, batch);
 	g_queue_push_tail(&s->batches, batch);
 	batch->link = s->batches.tail;
 	return batch;
 }
 
-static void paystream_spool_batch_take(paystream_spool_batch *batch, paystream_spool *s, paystream_spool_rec *rec) {
-	g_queue_delete_link(&s->pending, rec->link);
-	rec->link = NULL;
-	rec->batch = batch;
-	g_ptr_array_add(batch->recs, rec);
-}
-
 /* Acked: the batch and its records go. */
 static void paystream_spool_drop_batch(paystream_spool *s, paystream_spool_batch *batch) {
-	for(guint i = 0; i < batch->recs->len; i++) {
-		paystream_spool_rec *rec = g_ptr_array_index(batch->recs, i);
-		g_hash_table_remove(s->recs, &rec->seq);
-	}
 	g_queue_delete_link(&s->batches, batch->link);
 	g_hash_table_remove(s->batch_by_id, batch->id);
 }
 
 /* Not sent after all: the batch goes, its records are pending again, first. */
 static void paystream_spool_undo_batch(paystream_spool *s, paystream_spool_batch *batch) {
-	for(guint i = batch->recs->len; i > 0; i--) {
-		paystream_spool_rec *rec = g_ptr_array_index(batch->recs, i - 1);
-		rec->batch = NULL;
-		g_queue_push_head(&s->pending, rec);
-		rec->link = s->pending.head;
-	}
-	g_ptr_array_set_size(batch->recs, 0);
-	g_queue_delete_link(&s->batches, batch->link);
-	g_hash_table_remove(s->batch_by_id, batch->id);
+	batch->recs.tail->next = s->pending.head;
+	if(s->pending.head == NULL)
+		s->pending.tail = batch->recs.tail;
+	s->pending.head = batch->recs.head;
+	s->pending.count += batch->recs.count;
+	memset(&batch->recs, 0, sizeof(batch->recs));
+	paystream_spool_drop_batch(s, batch);
 }
 
 static paystream_spool_tip *paystream_spool_add_tip(paystream_spool *s, const char *id, json_t *body) {
@@ -283,18 +364,20 @@ static int paystream_spool_rewrite(paystream_spool *s) {
 	if(s->broken)
 		return PAYSTREAM_SPOOL_ERR_BROKEN;
 	GString *out = g_string_sized_new(4096);
-	gboolean ok = paystream_spool_line(out, json_pack("{s:s, s:i, s:I}", "e", "head",
-		"v", PAYSTREAM_SPOOL_VERSION, "next_seq", (json_int_t)s->next_seq)) > 0;
-	for(GList *l = s->batches.head; l != NULL && ok; l = l->next) {
+	paystream_spool_head_line(out, s->next_seq);
+	for(GList *l = s->batches.head; l != NULL; l = l->next) {
 		paystream_spool_batch *batch = l->data;
-		for(guint i = 0; i < batch->recs->len && ok; i++)
-			ok = paystream_spool_line(out, paystream_spool_rec_entry(g_ptr_array_index(batch->recs, i))) > 0;
-		ok = ok && paystream_spool_line(out, paystream_spool_batch_entry(batch)) > 0;
+		for(paystream_spool_rec *rec = batch->recs.head; rec != NULL; rec = rec->next)
+			paystream_spool_rec_line(out, rec->seq, rec->text, rec->len);
+		paystream_spool_batch_line(out, batch);
 	}
-	for(GList *l = s->pending.head; l != NULL && ok; l = l->next)
-		ok = paystream_spool_line(out, paystream_spool_rec_entry(l->data)) > 0;
-	for(GList *l = s->tips.head; l != NULL && ok; l = l->next)
-		ok = paystream_spool_line(out, paystream_spool_tip_entry(l->data)) > 0;
+	for(paystream_spool_rec *rec = s->pending.head; rec != NULL; rec = rec->next)
+		paystream_spool_rec_line(out, rec->seq, rec->text, rec->len);
+	gboolean ok = TRUE;
+	for(GList *l = s->tips.head; l != NULL && ok; l = l->next) {
+		paystream_spool_tip *tip = l->data;
+		ok = paystream_spool_tip_line(out, tip->id, tip->tip);
+	}
 	int fd = ok ? open(s->tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600) : -1;
 	if(fd < 0 || !paystream_spool_write_all(fd, out->str, out->len) || fsync(fd) != 0 ||
 			rename(s->tmp_path, s->path) != 0) {
@@ -320,116 +403,141 @@ static int paystream_spool_rewrite(paystream_spool *s) {
 
 /* ---- replay ---- */
 
-static gboolean paystream_spool_json_uint(json_t *v, guint64 min, guint64 max, guint64 *out) {
-	if(!json_is_integer(v) || json_integer_value(v) < 0)
+/* A line being read: [p, end). */
+typedef struct paystream_spool_cursor {
+	const char *p, *end;
+} paystream_spool_cursor;
+
+/* " <decimal>" with no sign, no leading zero (but "0"), within [min, max]. */
+static gboolean paystream_spool_take_uint(paystream_spool_cursor *c, guint64 min, guint64 max, guint64 *out) {
+	if(c->p >= c->end || *c->p != ' ')
 		return FALSE;
-	guint64 n = (guint64)json_integer_value(v);
-	if(n < min || n > max)
+	const char *d = ++c->p;
+	guint64 n = 0;
+	while(c->p < c->end && *c->p >= '0' && *c->p <= '9') {
+		if(n > (max - (guint64)(*c->p - '0')) / 10)
+			return FALSE;
+		n = n * 10 + (guint64)(*c->p - '0');
+		c->p++;
+	}
+	if(c->p == d || (*d == '0' && c->p - d > 1) || n < min)
 		return FALSE;
 	*out = n;
 	return TRUE;
 }
 
-/* The entry's "id", or NULL when absent or not a valid id. */
-static const char *paystream_spool_entry_id(json_t *entry) {
-	json_t *v = json_object_get(entry, "id");
-	const char *id = json_string_value(v);
-	if(id == NULL || strlen(id) != json_string_length(v) || !paystream_spool_id_valid(id))
-		return NULL;
-	return id;
+/* " <rest of the line>", non-empty: returns its length, *text where it starts. */
+static gsize paystream_spool_take_rest(paystream_spool_cursor *c, const char **text) {
+	if(c->p >= c->end || *c->p != ' ' || c->end - c->p < 2)
+		return 0;
+	*text = c->p + 1;
+	gsize n = (gsize)(c->end - c->p - 1);
+	c->p = c->end;
+	return n;
 }
 
-/* Apply one entry. 1: applied, 0: not to be trusted, -1: a newer version. */
-static int paystream_spool_apply(paystream_spool *s, json_t *entry, gboolean first) {
-	const char *e = json_string_value(json_object_get(entry, "e"));
-	const char *id = paystream_spool_entry_id(entry);
-	if(e == NULL)
+/* A copy of an id read from a line, or NULL if it is not a valid id. */
+static char *paystream_spool_take_id(const char *text, gsize len) {
+	return paystream_spool_id_valid(text, len) ? g_strndup(text, len) : NULL;
+}
+
+/* Apply one line's entry (after its checksum). 1: applied, 0: not to be
+ * trusted, -1: a journal of another version. */
+static int paystream_spool_apply(paystream_spool *s, paystream_spool_cursor *c, gboolean first) {
+	char kind = *c->p++;
+	const char *text = NULL;
+	gsize len = 0;
+	guint64 a = 0, b = 0;
+	if(first != (kind == 'H'))
 		return 0;
-	if(strcmp(e, "head") == 0) {
-		guint64 v = 0, next = 0;
-		if(!first || !paystream_spool_json_uint(json_object_get(entry, "v"), 1, G_MAXINT64, &v))
+	switch(kind) {
+	case 'H':
+		if(!paystream_spool_take_uint(c, 1, G_MAXINT64, &a))
 			return 0;
-		if(v != PAYSTREAM_SPOOL_VERSION)
+		if(a != PAYSTREAM_SPOOL_VERSION)
 			return -1;
-		if(!paystream_spool_json_uint(json_object_get(entry, "next_seq"), 1, PAYSTREAM_SPOOL_MAX_SEQ, &next))
+		if(!paystream_spool_take_uint(c, 1, PAYSTREAM_SPOOL_MAX_SEQ, &b) || c->p != c->end)
 			return 0;
-		s->next_seq = MAX(s->next_seq, next);
+		s->next_seq = MAX(s->next_seq, b);
+		return 1;
+	case 'R':
+		if(!paystream_spool_take_uint(c, s->last_seq + 1, PAYSTREAM_SPOOL_MAX_SEQ, &a) ||
+				(len = paystream_spool_take_rest(c, &text)) == 0 || !paystream_spool_record_valid(text, len))
+			return 0;
+		paystream_spool_add_rec(s, a, text, len);
+		return 1;
+	case 'B': {
+		if(!paystream_spool_take_uint(c, 1, PAYSTREAM_SPOOL_MAX_SEQ, &a) ||
+				!paystream_spool_take_uint(c, 1, G_MAXUINT, &b) || (len = paystream_spool_take_rest(c, &text)) == 0)
+			return 0;
+		/* Batches always take the oldest pending records. */
+		if(s->pending.head == NULL || s->pending.head->seq != a || s->pending.count < b)
+			return 0;
+		char *id = paystream_spool_take_id(text, len);
+		gboolean good = id != NULL && !g_hash_table_contains(s->batch_by_id, id);
+		if(good)
+			paystream_spool_add_batch(s, id, (guint)b);
+		g_free(id);
+		return good;
+	}
+	case 'A':
+	case 'K': {
+		char *id = (len = paystream_spool_take_rest(c, &text)) > 0 ? paystream_spool_take_id(text, len) : NULL;
+		gpointer found = id == NULL ? NULL :
+			g_hash_table_lookup(kind == 'A' ? s->batch_by_id : s->tip_by_id, id);
+		g_free(id);
+		if(found == NULL)
+			return 0;
+		if(kind == 'A')
+			paystream_spool_drop_batch(s, found);
+		else
+			paystream_spool_drop_tip(s, found);
 		return 1;
 	}
-	if(strcmp(e, "rec") == 0) {
-		guint64 seq = 0;
-		json_t *record = json_object_get(entry, "rec");
-		if(!paystream_spool_json_uint(json_object_get(entry, "seq"), 1, PAYSTREAM_SPOOL_MAX_SEQ, &seq) ||
-				!json_is_object(record) || !json_is_string(json_object_get(record, "type")) ||
-				g_hash_table_contains(s->recs, &seq))
+	case 'T': {
+		if(!paystream_spool_take_uint(c, 1, PAYSTREAM_SPOOL_MAX_ID, &a) || c->p >= c->end ||
+				*c->p != ' ' || (guint64)(c->end - c->p) < a + 3)
 			return 0;
-		paystream_spool_add_rec(s, seq, json_incref(record));
-		return 1;
+		char *id = paystream_spool_take_id(c->p + 1, (gsize)a);
+		c->p += 1 + a;
+		json_t *tip = NULL;
+		if(id != NULL && !g_hash_table_contains(s->tip_by_id, id) &&
+				(len = paystream_spool_take_rest(c, &text)) > 0)
+			tip = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, NULL);
+		gboolean good = json_is_object(tip);
+		if(good)
+			paystream_spool_add_tip(s, id, json_incref(tip));
+		json_decref(tip);
+		g_free(id);
+		return good;
 	}
-	if(strcmp(e, "batch") == 0) {
-		json_t *seqs = json_object_get(entry, "seqs");
-		if(!paystream_spool_id_valid(id) || g_hash_table_contains(s->batch_by_id, id) ||
-				!json_is_array(seqs) || json_array_size(seqs) == 0)
-			return 0;
-		/* Every seq must be a pending record, once: check before changing anything. */
-		GHashTable *seen = g_hash_table_new(g_int64_hash, g_int64_equal);
-		gboolean good = TRUE;
-		for(size_t i = 0; i < json_array_size(seqs) && good; i++) {
-			guint64 seq = 0;
-			paystream_spool_rec *rec = NULL;
-			good = paystream_spool_json_uint(json_array_get(seqs, i), 1, PAYSTREAM_SPOOL_MAX_SEQ, &seq) &&
-				(rec = g_hash_table_lookup(s->recs, &seq)) != NULL && rec->batch == NULL &&
-				g_hash_table_add(seen, &rec->seq);
-		}
-		g_hash_table_destroy(seen);
-		if(!good)
-			return 0;
-		paystream_spool_batch *batch = paystream_spool_add_batch(s, id);
-		for(size_t i = 0; i < json_array_size(seqs); i++) {
-			guint64 seq = (guint64)json_integer_value(json_array_get(seqs, i));
-			paystream_spool_batch_take(batch, s, g_hash_table_lookup(s->recs, &seq));
-		}
-		return 1;
+	default:
+		return 0;
 	}
-	if(strcmp(e, "ack") == 0) {
-		paystream_spool_batch *batch = id != NULL ? g_hash_table_lookup(s->batch_by_id, id) : NULL;
-		if(batch == NULL)
-			return 0;
-		paystream_spool_drop_batch(s, batch);
-		return 1;
-	}
-	if(strcmp(e, "tip") == 0) {
-		json_t *tip = json_object_get(entry, "tip");
-		if(!paystream_spool_id_valid(id) || !json_is_object(tip) || g_hash_table_contains(s->tip_by_id, id))
-			return 0;
-		paystream_spool_add_tip(s, id, json_incref(tip));
-		return 1;
-	}
-	if(strcmp(e, "tipack") == 0) {
-		paystream_spool_tip *tip = id != NULL ? g_hash_table_lookup(s->tip_by_id, id) : NULL;
-		if(tip == NULL)
-			return 0;
-		paystream_spool_drop_tip(s, tip);
-		return 1;
-	}
-	return 0;
 }
 
-/* Parse and apply one line (without its "\n"): as paystream_spool_apply. */
+/* Check and apply one line (without its "\n"): as paystream_spool_apply. */
 static int paystream_spool_replay_line(paystream_spool *s, const char *line, size_t len, gboolean first) {
-	if(len < PAYSTREAM_SPOOL_SUM_LEN + 3 || len > PAYSTREAM_SPOOL_MAX_ENTRY || line[PAYSTREAM_SPOOL_SUM_LEN] != ' ')
+	/* A version 1 journal: 16 hex digits, a space, a JSON object. */
+	if(first && len > 18 && line[16] == ' ' && line[17] == '{')
+		return -1;
+	if(len < PAYSTREAM_SPOOL_SUM_LEN + 1 || len > PAYSTREAM_SPOOL_MAX_ENTRY ||
+			line[PAYSTREAM_SPOOL_SUM_LEN - 1] != ' ')
 		return 0;
-	const char *text = line + PAYSTREAM_SPOOL_SUM_LEN + 1;
-	size_t text_len = len - PAYSTREAM_SPOOL_SUM_LEN - 1;
-	char *sum = g_compute_checksum_for_data(G_CHECKSUM_SHA256, (const guchar *)text, text_len);
-	gboolean sum_ok = memcmp(sum, line, PAYSTREAM_SPOOL_SUM_LEN) == 0;
-	g_free(sum);
-	if(!sum_ok)
+	uint32_t sum = 0;
+	for(int i = 0; i < 8; i++) {
+		char h = line[i];
+		int v = h >= '0' && h <= '9' ? h - '0' : h >= 'a' && h <= 'f' ? h - 'a' + 10 : -1;
+		if(v < 0)
+			return 0;
+		sum = sum << 4 | (uint32_t)v;
+	}
+	const char *body = line + PAYSTREAM_SPOOL_SUM_LEN;
+	size_t body_len = len - PAYSTREAM_SPOOL_SUM_LEN;
+	if(paystream_crc32c(0, body, body_len) != sum)
 		return 0;
-	json_t *entry = json_loadb(text, text_len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, NULL);
-	int applied = json_is_object(entry) ? paystream_spool_apply(s, entry, first) : 0;
-	json_decref(entry);
-	return applied;
+	paystream_spool_cursor c = { body, body + body_len };
+	return paystream_spool_apply(s, &c, first);
 }
 
 /* Replay data; *good is the length of the trusted prefix. */
@@ -482,10 +590,9 @@ static void paystream_spool_free(paystream_spool *s) {
 		close(s->fd);
 	if(s->lock_fd >= 0)
 		close(s->lock_fd);	/* releases the flock */
-	g_hash_table_destroy(s->batch_by_id);	/* batches first: they point at records */
-	g_hash_table_destroy(s->recs);
+	g_hash_table_destroy(s->batch_by_id);
+	paystream_spool_chain_free(&s->pending);
 	g_hash_table_destroy(s->tip_by_id);
-	g_queue_clear(&s->pending);
 	g_queue_clear(&s->batches);
 	g_queue_clear(&s->tips);
 	g_string_free(s->buf, TRUE);
@@ -521,7 +628,6 @@ paystream_spool *paystream_spool_open(const char *dir, guint64 max_bytes, paystr
 	s->max_bytes = max_bytes;
 	s->buf = g_string_new(NULL);
 	s->next_seq = 1;
-	s->recs = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, paystream_spool_rec_free);
 	s->batch_by_id = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, paystream_spool_batch_free);
 	s->tip_by_id = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, paystream_spool_tip_free);
 	char *lock_path = g_strconcat(s->path, ".lock", NULL);
@@ -572,7 +678,7 @@ paystream_spool *paystream_spool_open(const char *dir, guint64 max_bytes, paystr
 		failed = "cannot compact";
 	}
 	found.bytes_after = s->file_bytes;
-	found.pending_records = g_queue_get_length(&s->pending);
+	found.pending_records = s->pending.count;
 	found.unacked_batches = g_queue_get_length(&s->batches);
 	found.unacked_tips = g_queue_get_length(&s->tips);
 	if(report != NULL)
@@ -594,42 +700,73 @@ int paystream_spool_close(paystream_spool *s) {
 
 /* ---- the API ---- */
 
-/* Serialize entry and buffer it, unless it is too big or (when counted) would
- * pass max_bytes. */
-static int paystream_spool_buffer(paystream_spool *s, json_t *entry, gboolean counted) {
-	GString *line = g_string_new(NULL);
+/* The line at s->buf[at] was just buffered: keep it unless it is too big
+ * or (when counted) takes the spool over max_bytes. */
+static int paystream_spool_keep_line(paystream_spool *s, gsize at, gboolean counted) {
+	gsize line_len = s->buf->len - at;
 	int rc = PAYSTREAM_SPOOL_OK;
-	if(paystream_spool_line(line, entry) == 0 || line->len > PAYSTREAM_SPOOL_MAX_ENTRY)
+	if(line_len > PAYSTREAM_SPOOL_MAX_ENTRY)
 		rc = PAYSTREAM_SPOOL_ERR_INVALID;
-	else if(counted && s->max_bytes > 0 && s->file_bytes + s->buf->len + line->len > s->max_bytes)
+	else if(counted && s->max_bytes > 0 && s->file_bytes + s->buf->len > s->max_bytes)
 		rc = PAYSTREAM_SPOOL_ERR_FULL;
-	else
-		g_string_append_len(s->buf, line->str, (gssize)line->len);
-	g_string_free(line, TRUE);
+	if(rc != PAYSTREAM_SPOOL_OK)
+		g_string_truncate(s->buf, at);
+	return rc;
+}
+
+/* Buffer the records in text (lock held); *taken: the bytes accepted. */
+static int paystream_spool_append_locked(paystream_spool *s, const char *text, gsize len, gsize *taken) {
+	int rc = s->broken ? PAYSTREAM_SPOOL_ERR_BROKEN : PAYSTREAM_SPOOL_OK;
+	gsize pos = 0;
+	while(rc == PAYSTREAM_SPOOL_OK && pos < len) {
+		const char *record = text + pos;
+		const char *nl = memchr(record, '\n', len - pos);
+		gsize n = nl != NULL ? (gsize)(nl - record) : len - pos;
+		if(!paystream_spool_record_valid(record, n)) {
+			rc = PAYSTREAM_SPOOL_ERR_INVALID;
+			break;
+		}
+		if(s->next_seq > PAYSTREAM_SPOOL_MAX_SEQ) {
+			rc = PAYSTREAM_SPOOL_ERR_FULL;
+			break;
+		}
+		gsize at = s->buf->len;
+		paystream_spool_rec_line(s->buf, s->next_seq, record, n);
+		if((rc = paystream_spool_keep_line(s, at, TRUE)) != PAYSTREAM_SPOOL_OK)
+			break;
+		paystream_spool_add_rec(s, s->next_seq, record, n);
+		pos += n + (nl != NULL ? 1 : 0);
+	}
+	*taken = pos;
+	return rc;
+}
+
+int paystream_spool_append_text(paystream_spool *s, const char *text, gsize len, gsize *taken) {
+	gsize done = 0;
+	int rc = PAYSTREAM_SPOOL_ERR_INVALID;
+	if(s != NULL && (text != NULL || len == 0)) {
+		g_mutex_lock(&s->mutex);
+		rc = paystream_spool_append_locked(s, text, len, &done);
+		g_mutex_unlock(&s->mutex);
+	}
+	if(taken != NULL)
+		*taken = done;
 	return rc;
 }
 
 int paystream_spool_append(paystream_spool *s, json_t *record, guint64 *seq) {
 	if(s == NULL || !json_is_object(record) || !json_is_string(json_object_get(record, "type")))
 		return PAYSTREAM_SPOOL_ERR_INVALID;
-	json_t *copy = paystream_spool_copy(record);
-	if(copy == NULL)
+	char *text = json_dumps(record, JSON_COMPACT);
+	if(text == NULL)
 		return PAYSTREAM_SPOOL_ERR_INVALID;
+	gsize taken = 0;
 	g_mutex_lock(&s->mutex);
-	int rc = s->broken ? PAYSTREAM_SPOOL_ERR_BROKEN : PAYSTREAM_SPOOL_OK;
-	paystream_spool_rec probe = { .seq = s->next_seq, .record = copy };
-	if(rc == PAYSTREAM_SPOOL_OK && probe.seq > PAYSTREAM_SPOOL_MAX_SEQ)
-		rc = PAYSTREAM_SPOOL_ERR_FULL;
-	if(rc == PAYSTREAM_SPOOL_OK)
-		rc = paystream_spool_buffer(s, paystream_spool_rec_entry(&probe), TRUE);
-	if(rc == PAYSTREAM_SPOOL_OK) {
-		paystream_spool_add_rec(s, probe.seq, copy);
-		if(seq != NULL)
-			*seq = probe.seq;
-	} else {
-		json_decref(copy);
-	}
+	int rc = paystream_spool_append_locked(s, text, strlen(text), &taken);
+	if(rc == PAYSTREAM_SPOOL_OK && seq != NULL)
+		*seq = s->last_seq;
 	g_mutex_unlock(&s->mutex);
+	free(text);
 	return rc;
 }
 
@@ -642,45 +779,49 @@ int paystream_spool_commit(paystream_spool *s) {
 	return rc;
 }
 
-static json_t *paystream_spool_batch_records(const paystream_spool_batch *batch) {
-	json_t *records = json_array();
-	for(guint i = 0; i < batch->recs->len; i++) {
-		paystream_spool_rec *rec = g_ptr_array_index(batch->recs, i);
-		json_array_append_new(records, json_deep_copy(rec->record));
+/* Append a batch's records' texts, joined by ",", to out. */
+static void paystream_spool_batch_records(GString *out, const paystream_spool_batch *batch) {
+	gsize at = out->len, bytes = 0;
+	for(paystream_spool_rec *rec = batch->recs.head; rec != NULL; rec = rec->next)
+		bytes += rec->len + 1;
+	g_string_set_size(out, at + bytes);
+	char *p = out->str + at;
+	for(paystream_spool_rec *rec = batch->recs.head; rec != NULL; rec = rec->next) {
+		if(rec != batch->recs.head)
+			*p++ = ',';
+		memcpy(p, rec->text, rec->len);
+		p += rec->len;
 	}
-	return records;
+	g_string_truncate(out, (gsize)(p - out->str));
 }
 
-int paystream_spool_begin_batch(paystream_spool *s, guint max_records, char **batch_id, json_t **records) {
-	if(batch_id != NULL)
-		*batch_id = NULL;
-	if(records != NULL)
-		*records = NULL;
-	if(s == NULL || max_records == 0 || batch_id == NULL || records == NULL)
+int paystream_spool_begin_batch(paystream_spool *s, const char *batch_id, guint max_records, GString *records,
+		guint *count) {
+	if(count != NULL)
+		*count = 0;
+	if(s == NULL || max_records == 0 || records == NULL || batch_id == NULL ||
+			!paystream_spool_id_valid(batch_id, strnlen(batch_id, PAYSTREAM_SPOOL_MAX_ID + 1)))
 		return PAYSTREAM_SPOOL_ERR_INVALID;
 	g_mutex_lock(&s->mutex);
 	int rc = PAYSTREAM_SPOOL_OK;
-	char *id = NULL;
 	if(s->broken)
 		rc = PAYSTREAM_SPOOL_ERR_BROKEN;
-	else if(g_queue_is_empty(&s->pending))
+	else if(s->pending.count == 0)
 		rc = PAYSTREAM_SPOOL_ERR_EMPTY;
-	else if((id = paystream_random_uuid()) == NULL)
-		rc = PAYSTREAM_SPOOL_ERR_IO;
+	else if(g_hash_table_contains(s->batch_by_id, batch_id))
+		rc = PAYSTREAM_SPOOL_ERR_DUPLICATE;
 	if(rc != PAYSTREAM_SPOOL_OK) {
 		g_mutex_unlock(&s->mutex);
 		return rc;
 	}
-	paystream_spool_batch *batch = paystream_spool_add_batch(s, id);
-	g_free(id);
-	while(batch->recs->len < max_records && !g_queue_is_empty(&s->pending))
-		paystream_spool_batch_take(batch, s, g_queue_peek_head(&s->pending));
+	paystream_spool_batch *batch = paystream_spool_add_batch(s, batch_id, MIN(max_records, s->pending.count));
 	gsize before = s->buf->len;
-	paystream_spool_line(s->buf, paystream_spool_batch_entry(batch));
+	paystream_spool_batch_line(s->buf, batch);
 	rc = paystream_spool_flush(s);
 	if(rc == PAYSTREAM_SPOOL_OK) {
-		*batch_id = g_strdup(batch->id);
-		*records = paystream_spool_batch_records(batch);
+		paystream_spool_batch_records(records, batch);
+		if(count != NULL)
+			*count = batch->recs.count;
 	} else if(!s->broken) {
 		/* Not on disk: as if never asked (the records' lines stay buffered). */
 		g_string_truncate(s->buf, before);
@@ -690,54 +831,70 @@ int paystream_spool_begin_batch(paystream_spool *s, guint max_records, char **ba
 	return rc;
 }
 
-int paystream_spool_ack_batch(paystream_spool *s, const char *batch_id) {
-	if(s == NULL || batch_id == NULL)
+/* Buffer an ack line of kind for id; the entry must exist. */
+static int paystream_spool_ack(paystream_spool *s, char kind, const char *id) {
+	if(s == NULL || id == NULL)
 		return PAYSTREAM_SPOOL_ERR_INVALID;
 	g_mutex_lock(&s->mutex);
-	paystream_spool_batch *batch = g_hash_table_lookup(s->batch_by_id, batch_id);
+	gpointer found = g_hash_table_lookup(kind == 'A' ? s->batch_by_id : s->tip_by_id, id);
 	int rc = PAYSTREAM_SPOOL_OK;
 	if(s->broken)
 		rc = PAYSTREAM_SPOOL_ERR_BROKEN;
-	else if(batch == NULL)
+	else if(found == NULL)
 		rc = PAYSTREAM_SPOOL_ERR_UNKNOWN;
 	else
-		rc = paystream_spool_buffer(s, json_pack("{s:s, s:s}", "e", "ack", "id", batch_id), FALSE);
-	if(rc == PAYSTREAM_SPOOL_OK)
-		paystream_spool_drop_batch(s, batch);
+		paystream_spool_id_line(s->buf, kind, id);
+	if(rc == PAYSTREAM_SPOOL_OK && kind == 'A')
+		paystream_spool_drop_batch(s, found);
+	else if(rc == PAYSTREAM_SPOOL_OK)
+		paystream_spool_drop_tip(s, found);
 	g_mutex_unlock(&s->mutex);
 	return rc;
 }
 
-json_t *paystream_spool_unacked_batches(paystream_spool *s) {
-	json_t *list = json_array();
+int paystream_spool_ack_batch(paystream_spool *s, const char *batch_id) {
+	return paystream_spool_ack(s, 'A', batch_id);
+}
+
+GPtrArray *paystream_spool_unacked_batches(paystream_spool *s) {
+	GPtrArray *list = g_ptr_array_new_with_free_func((GDestroyNotify)paystream_spool_batch_text_free);
 	if(s == NULL)
 		return list;
 	g_mutex_lock(&s->mutex);
 	for(GList *l = s->batches.head; l != NULL; l = l->next) {
 		paystream_spool_batch *batch = l->data;
-		json_array_append_new(list, json_pack("{s:s, s:o}", "batch_id", batch->id,
-			"records", paystream_spool_batch_records(batch)));
+		paystream_spool_batch_text *out = g_new0(paystream_spool_batch_text, 1);
+		out->batch_id = g_strdup(batch->id);
+		out->records = g_string_new(NULL);
+		paystream_spool_batch_records(out->records, batch);
+		out->count = batch->recs.count;
+		g_ptr_array_add(list, out);
 	}
 	g_mutex_unlock(&s->mutex);
 	return list;
 }
 
 int paystream_spool_append_tip(paystream_spool *s, const char *tip_id, json_t *tip) {
-	if(s == NULL || !paystream_spool_id_valid(tip_id) || !json_is_object(tip))
+	if(s == NULL || tip_id == NULL || !paystream_spool_id_valid(tip_id, strnlen(tip_id, PAYSTREAM_SPOOL_MAX_ID + 1)) ||
+			!json_is_object(tip))
 		return PAYSTREAM_SPOOL_ERR_INVALID;
-	json_t *copy = paystream_spool_copy(tip);
+	/* The copy kept is what a replay will read back. */
+	char *text = json_dumps(tip, JSON_COMPACT);
+	json_t *copy = text != NULL ? json_loads(text, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, NULL) : NULL;
+	free(text);
 	if(copy == NULL)
 		return PAYSTREAM_SPOOL_ERR_INVALID;
 	g_mutex_lock(&s->mutex);
 	int rc = PAYSTREAM_SPOOL_OK;
 	gsize before = s->buf->len;
-	paystream_spool_tip probe = { .id = (char *)tip_id, .tip = copy };
 	if(s->broken)
 		rc = PAYSTREAM_SPOOL_ERR_BROKEN;
 	else if(g_hash_table_contains(s->tip_by_id, tip_id))
 		rc = PAYSTREAM_SPOOL_ERR_DUPLICATE;
+	else if(!paystream_spool_tip_line(s->buf, tip_id, copy))
+		rc = PAYSTREAM_SPOOL_ERR_INVALID;
 	else
-		rc = paystream_spool_buffer(s, paystream_spool_tip_entry(&probe), TRUE);
+		rc = paystream_spool_keep_line(s, before, TRUE);
 	if(rc != PAYSTREAM_SPOOL_OK) {
 		json_decref(copy);
 		g_mutex_unlock(&s->mutex);
@@ -754,21 +911,7 @@ int paystream_spool_append_tip(paystream_spool *s, const char *tip_id, json_t *t
 }
 
 int paystream_spool_ack_tip(paystream_spool *s, const char *tip_id) {
-	if(s == NULL || tip_id == NULL)
-		return PAYSTREAM_SPOOL_ERR_INVALID;
-	g_mutex_lock(&s->mutex);
-	paystream_spool_tip *tip = g_hash_table_lookup(s->tip_by_id, tip_id);
-	int rc = PAYSTREAM_SPOOL_OK;
-	if(s->broken)
-		rc = PAYSTREAM_SPOOL_ERR_BROKEN;
-	else if(tip == NULL)
-		rc = PAYSTREAM_SPOOL_ERR_UNKNOWN;
-	else
-		rc = paystream_spool_buffer(s, json_pack("{s:s, s:s}", "e", "tipack", "id", tip_id), FALSE);
-	if(rc == PAYSTREAM_SPOOL_OK)
-		paystream_spool_drop_tip(s, tip);
-	g_mutex_unlock(&s->mutex);
-	return rc;
+	return paystream_spool_ack(s, 'K', tip_id);
 }
 
 json_t *paystream_spool_unacked_tips(paystream_spool *s) {
@@ -797,7 +940,7 @@ guint paystream_spool_pending_count(paystream_spool *s) {
 	if(s == NULL)
 		return 0;
 	g_mutex_lock(&s->mutex);
-	guint n = g_queue_get_length(&s->pending);
+	guint n = s->pending.count;
 	g_mutex_unlock(&s->mutex);
 	return n;
 }

@@ -6,9 +6,14 @@
  * after a restart exactly as it was (same batch_id, same records) until the
  * billing service acknowledges it. The billing service deduplicates by
  * batch_id (and by the records' own ids), so "at least once" here becomes
- * "exactly once" there. The spool never interprets a record beyond checking
- * that it is an object with a string "type" (session_start, tick,
- * session_end): each record must carry its own unique id, made by the plugin.
+ * "exactly once" there. Each record must carry its own unique id, made by
+ * the plugin.
+ *
+ * Records are JSON text: the spool stores and returns each record's compact
+ * JSON object exactly as it was appended, never parsing or re-serializing
+ * it, so a record costs one copy in and one copy out (docs/PERFORMANCE.md).
+ * It checks only that a record looks like one object ("{" ... "}", no line
+ * break): records.c builds them and the unit tests parse what it builds.
  *
  * Files in the spool folder:
  *	paystream.spool			the journal, append-only between compactions
@@ -16,14 +21,20 @@
  *	paystream.spool.tmp		a compaction in progress (ignored and replaced)
  *	paystream.spool.dropped.<us>	an unreadable tail set aside at open
  *
- * The journal is one entry per line: the first 16 hex digits of the
- * SHA-256 of the JSON text, a space, the compact JSON text, "\n":
- *	{"e":"head","v":1,"next_seq":N}		first line of every rewritten file
- *	{"e":"rec","seq":N,"rec":{...}}		a usage record, N > 0, increasing
- *	{"e":"batch","id":U,"seqs":[N,...]}	records handed out as batch U
- *	{"e":"ack","id":U}			batch U acknowledged
- *	{"e":"tip","id":T,"tip":{...}}		a tip (sent at once, not batched)
- *	{"e":"tipack","id":T}			tip T acknowledged
+ * The journal is one entry per line: the CRC-32C (checksum.h) of the rest of
+ * the line in 8 lowercase hex digits, a space, a kind letter, its fields
+ * separated by single spaces, "\n". Numbers are plain decimals.
+ *	H <version> <next_seq>		first line of every rewritten file (version 2)
+ *	R <seq> <record>		a usage record (its JSON), seq > 0, increasing
+ *	B <first_seq> <count> <id>	the <count> oldest pending records, the
+ *					first of them <first_seq>, handed out as batch <id>
+ *	A <id>				batch <id> acknowledged
+ *	T <id length> <id> <tip>	a tip (its JSON; sent at once, not batched)
+ *	K <id>				tip <id> acknowledged
+ * Ids run to the end of the line (or for T, are as long as they say), so
+ * they may hold spaces but not line breaks. Version 1 journals (JSON lines
+ * with a SHA-256 prefix, paystream 0.1) are refused, not dropped, with
+ * PAYSTREAM_SPOOL_ERR_VERSION: drain one with the release that wrote it.
  *
  * Writing: append, ack_batch and ack_tip only add lines to a memory buffer;
  * commit writes the buffer and fdatasync()s it, so many appends cost one
@@ -41,10 +52,11 @@
  * Opening replays the journal: records in no batch are pending, batches with
  * no ack are unacked (to be re-sent first, as they are), tips with no
  * tipack are unacked. Replay stops at the first line that cannot be trusted:
- * no "\n" (a write cut by a crash), a wrong checksum, JSON that is not one
+ * no "\n" (a write cut by a crash), a wrong checksum, a line that is not one
  * of the entries above, or an entry that contradicts what came before (a
- * seq seen twice, a batch of unknown or already batched records, an ack of
- * an unknown batch). Everything before it is kept; everything from it on
+ * seq not above the last one, a batch that does not start at the oldest
+ * pending record or takes more than are pending, an ack of an unknown
+ * batch). Everything before it is kept; everything from it on
  * is dropped and reported (bytes and lines). We stop rather than skip:
  * after one damaged line nothing proves the following ones belong to the
  * same history (a lost batch line would make its records look pending and
@@ -71,7 +83,7 @@
  * may append while the billing thread batches. commit, begin_batch,
  * append_tip and compact hold it during their fsync: an append waits for a
  * flush in progress (milliseconds), so never call them from the media path.
- * Pure: GLib, Jansson, libcrypto and POSIX files; no Janus, no logging. */
+ * Pure: GLib, Jansson (tips only) and POSIX files; no Janus, no logging. */
 #ifndef PAYSTREAM_SPOOL_H
 #define PAYSTREAM_SPOOL_H
 
@@ -90,9 +102,9 @@ typedef enum paystream_spool_status {
 	PAYSTREAM_SPOOL_ERR_FULL,		/* append refused: max_bytes reached */
 	PAYSTREAM_SPOOL_ERR_IO,			/* a write, fsync or rename failed; retry later */
 	PAYSTREAM_SPOOL_ERR_BROKEN,		/* an fsync failed earlier: close and open again */
-	PAYSTREAM_SPOOL_ERR_INVALID,	/* not an object, no string "type", bad id, too big */
+	PAYSTREAM_SPOOL_ERR_INVALID,	/* not a record (see above), bad id, too big */
 	PAYSTREAM_SPOOL_ERR_UNKNOWN,	/* no such unacked batch or tip */
-	PAYSTREAM_SPOOL_ERR_DUPLICATE,	/* a tip with this id is already unacked */
+	PAYSTREAM_SPOOL_ERR_DUPLICATE,	/* a tip or batch with this id is already unacked */
 	PAYSTREAM_SPOOL_ERR_EMPTY,		/* begin_batch: no pending record */
 	PAYSTREAM_SPOOL_ERR_BUSY,		/* open: another process has the folder */
 	PAYSTREAM_SPOOL_ERR_VERSION,	/* open: a journal of a newer format */
@@ -120,25 +132,42 @@ paystream_spool *paystream_spool_open(const char *dir, guint64 max_bytes, paystr
 /* Commit what is buffered, then free; returns the commit's status. */
 int paystream_spool_close(paystream_spool *s);
 
-/* Buffer a record (copied; an object with a string "type"), set *seq (may
- * be NULL) to its seq. Emitted only after the next successful commit. */
+/* Buffer records given as text: one or more compact JSON objects, each
+ * ended by "\n" (the last one may omit it). Each is copied and gets the
+ * next seq; *taken (may be NULL) is set to the bytes of text accepted, so a
+ * caller can keep what was refused (FULL: the rest of text) for later.
+ * Emitted only after the next successful commit. */
+int paystream_spool_append_text(paystream_spool *s, const char *text, gsize len, gsize *taken);
+/* The same for one record given as a json_t (an object with a string
+ * "type"), serialized here; sets *seq (may be NULL) to its seq. */
 int paystream_spool_append(paystream_spool *s, json_t *record, guint64 *seq);
 /* Write and fdatasync everything buffered. */
 int paystream_spool_commit(paystream_spool *s);
 
-/* Take the oldest pending records (at most max_records > 0) as a new batch
- * with a fresh random UUID, and commit. On OK, *batch_id (g_free) and
- * *records (a new array of copies, json_decref) are what to send; else they
- * are NULL and nothing changed. */
-int paystream_spool_begin_batch(paystream_spool *s, guint max_records, char **batch_id, json_t **records);
+/* An unacked batch to send again: its id, and its records' JSON texts
+ * joined by "," (the inside of a JSON array), in seq order. */
+typedef struct paystream_spool_batch_text {
+	char *batch_id;
+	GString *records;
+	guint count;
+} paystream_spool_batch_text;
+void paystream_spool_batch_text_free(paystream_spool_batch_text *batch);
+
+/* Take the oldest pending records (at most max_records > 0) as batch
+ * batch_id (the caller's fresh random UUID), commit, then append their
+ * texts joined by "," to records (the caller's buffer: the body being
+ * built, so the records are copied once) and set *count (may be NULL). On
+ * anything but OK nothing changed and records is untouched. */
+int paystream_spool_begin_batch(paystream_spool *s, const char *batch_id, guint max_records, GString *records,
+	guint *count);
 /* The billing service took batch_id: forget it and its records. */
 int paystream_spool_ack_batch(paystream_spool *s, const char *batch_id);
-/* The unacked batches, oldest first, to re-send unchanged:
- * [{"batch_id": U, "records": [...]}, ...] (a new array; json_decref). */
-json_t *paystream_spool_unacked_batches(paystream_spool *s);
+/* The unacked batches, oldest first, to re-send unchanged: a new array of
+ * paystream_spool_batch_text (it frees them; g_ptr_array_unref). */
+GPtrArray *paystream_spool_unacked_batches(paystream_spool *s);
 
-/* Write a tip (copied; tip_id: 1 to PAYSTREAM_SPOOL_MAX_ID bytes, unique)
- * and commit: send it only after OK. */
+/* Write a tip (copied; tip_id: 1 to PAYSTREAM_SPOOL_MAX_ID bytes, no line
+ * break, unique) and commit: send it only after OK. */
 int paystream_spool_append_tip(paystream_spool *s, const char *tip_id, json_t *tip);
 int paystream_spool_ack_tip(paystream_spool *s, const char *tip_id);
 /* [{"tip_id": T, "tip": {...}}, ...], oldest first (new array). */

@@ -63,26 +63,57 @@ def of_room(room):
     return lambda d: d.get("room") == room
 
 
+def crc32c(data):
+    """CRC-32C (Castagnoli), bit by bit: the spool's line checksum,
+    computed independently of the plugin's code."""
+    crc = 0xFFFFFFFF
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    return crc ^ 0xFFFFFFFF
+
+
 def journal_entries(data):
-    """The readable entries of a spool journal, as the plugin reads it: lines
-    "<first 16 hex digits of the json's sha256> <json>" up to the first
-    unreadable one.  Returns (entries,
-    length of the readable prefix)."""
-    import hashlib
+    """The readable entries of a spool journal (docs/BILLING.md, "The spool
+    on disk"), as the plugin reads it: lines "<crc32c of the rest, 8 hex>
+    <kind> <fields>" up to the first unreadable one, as dicts
+    {"e": "head"|"rec"|"batch"|"ack"|"tip"|"tipack", ...}; a batch gets the
+    seqs it took. Returns (entries, length of the readable prefix)."""
     import json
-    entries, pos = [], 0
+    entries, pos, pending = [], 0, []
     while pos < len(data):
         nl = data.find(b"\n", pos)
         if nl < 0:
             break
         line = data[pos:nl]
-        sp = line.find(b" ")
-        if sp != 16 or hashlib.sha256(line[17:]).hexdigest()[:16].encode() != line[:16]:
+        if len(line) < 10 or line[8:9] != b" " or line[:8] != b"%08x" % crc32c(line[9:]):
             break
+        kind, rest = line[9:10].decode(), line[11:]
         try:
-            entries.append(json.loads(line[17:]))
+            if kind == "H":
+                v, next_seq = rest.split(b" ")
+                e = {"e": "head", "v": int(v), "next_seq": int(next_seq)}
+            elif kind == "R":
+                seq, rec = rest.split(b" ", 1)
+                e = {"e": "rec", "seq": int(seq), "rec": json.loads(rec)}
+                pending.append(e["seq"])
+            elif kind == "B":
+                first, count, bid = rest.split(b" ", 2)
+                if not pending or pending[0] != int(first) or len(pending) < int(count):
+                    break
+                e = {"e": "batch", "id": bid.decode(), "seqs": pending[:int(count)]}
+                pending = pending[int(count):]
+            elif kind in ("A", "K"):
+                e = {"e": "ack" if kind == "A" else "tipack", "id": rest.decode()}
+            elif kind == "T":
+                n, rest2 = rest.split(b" ", 1)
+                e = {"e": "tip", "id": rest2[:int(n)].decode(), "tip": json.loads(rest2[int(n) + 1:])}
+            else:
+                break
         except ValueError:
             break
+        entries.append(e)
         pos = nl + 1
     return entries, pos
 
@@ -336,7 +367,7 @@ async def test_spool_corrupt_at_start(ctx):
     # tear the last line in the middle, add garbage lines after it
     last_start = data.rfind(b"\n", 0, len(data) - 1) + 1
     torn = data[last_start:last_start + (len(data) - last_start) // 2]
-    tail = torn + b"\nnot a spool line \xff\xfe\n" + b"0" * 16 + b" {\"e\":\"rec\""
+    tail = torn + b"\nnot a spool line \xff\xfe\n" + b"0" * 8 + b" R 1 {"
     with open(path, "wb") as f:
         f.write(data[:last_start] + tail)
     kept, _ = journal_entries(data[:last_start])

@@ -1,7 +1,9 @@
-/* test_records.c - usage records have the contract's ids and fields. */
+/* test_records.c - usage records are valid JSON with the contract's ids and
+ * fields, whatever the ids hold. */
 #include "unit.h"
 
 #include <string.h>
+#include <jansson.h>
 
 #include "../../plugin/records.h"
 
@@ -9,17 +11,36 @@ static const char *str(json_t *r, const char *k) {
 	return json_string_value(json_object_get(r, k));
 }
 
+static json_int_t num(json_t *r, const char *k) {
+	return json_integer_value(json_object_get(r, k));
+}
+
+/* The text the writer appended, parsed: one JSON object, no line break. */
+static json_t *parsed(GString *out) {
+	json_error_t error;
+	json_t *r = json_loadb(out->str, out->len, JSON_REJECT_DUPLICATES, &error);
+	if(!ok(json_is_object(r) && memchr(out->str, '\n', out->len) == NULL, "one JSON object on one line"))
+		diag("%s: %s", out->str, error.text);
+	g_string_truncate(out, 0);
+	return r;
+}
+
 int main(void) {
 	no_plan();
+	GString *out = g_string_new(NULL);
 	paystream_record_ids ids = { "s-1", "room.a", "alice" };
-	json_t *r = paystream_record_session_start(&ids, 1000, 3, "credits");
+	paystream_record_source src;
+	paystream_record_source_init(&src, &ids, "credits");
+	paystream_record_session_start(out, &src, 1000, 3);
+	json_t *r = parsed(out);
 	is_str(str(r, "type"), "session_start", "session_start type");
 	is_str(str(r, "record_id"), "s-1:start", "session_start id");
 	is_str(str(r, "session"), "s-1", "session");
 	is_str(str(r, "room"), "room.a", "room");
 	is_str(str(r, "viewer"), "alice", "viewer");
-	is_int(json_integer_value(json_object_get(r, "at")), 1000, "at");
-	is_int(json_integer_value(json_object_get(r, "price_per_second")), 3, "price");
+	is_int(num(r, "at"), 1000, "at");
+	is_int(num(r, "price_per_second"), 3, "price");
+	is_str(str(r, "currency"), "credits", "currency");
 	json_decref(r);
 
 	paystream_meter m;
@@ -29,21 +50,51 @@ int main(void) {
 		paystream_meter_tick(&m, &c, 2000 + i * 1000);
 	paystream_meter_record mr;
 	ok(paystream_meter_take_record(&m, &mr), "a record to build");
-	r = paystream_record_tick(&ids, &mr, m.currency);
+	paystream_record_tick(out, &src, &mr);
+	r = parsed(out);
 	is_str(str(r, "type"), "tick", "tick type");
 	is_str(str(r, "record_id"), "s-1:1", "tick id is <session>:<seq>");
-	is_int(json_integer_value(json_object_get(r, "seconds")), 4, "tick seconds");
-	is_int(json_integer_value(json_object_get(r, "amount")), 12, "tick amount");
-	ok(json_is_integer(json_object_get(r, "start")), "tick start");
+	is_int(num(r, "seconds"), 4, "tick seconds");
+	is_int(num(r, "amount"), 12, "tick amount");
+	is_int(num(r, "start"), mr.start_ms, "tick start");
 	is_str(str(r, "currency"), "credits", "tick currency");
+	is_str(str(r, "viewer"), "alice", "tick viewer");
 	json_decref(r);
 
-	r = paystream_record_session_end(&ids, &m, "left");
+	paystream_record_session_end(out, &src, &m, "left");
+	r = parsed(out);
 	is_str(str(r, "record_id"), "s-1:end", "session_end id");
-	is_int(json_integer_value(json_object_get(r, "seconds")), 4, "session_end totals: seconds");
-	is_int(json_integer_value(json_object_get(r, "amount")), 12, "session_end totals: amount");
+	is_int(num(r, "seconds"), 4, "session_end totals: seconds");
+	is_int(num(r, "amount"), 12, "session_end totals: amount");
 	is_str(str(r, "reason"), "left", "session_end reason");
 	json_decref(r);
+	paystream_record_source_clear(&src);
+
+	/* Ids with quotes, backslashes, control characters, a line break,
+	 * non-ASCII and invalid UTF-8 still make one valid JSON line. */
+	paystream_record_ids odd = { "s\"2\\", "r\n\tü", "v\x01\xff" };
+	paystream_record_source_init(&src, &odd, "cr\"edits");
+	paystream_meter_record big = { .seq = G_MAXINT64, .seconds = 1, .amount = G_MAXINT64, .start_ms = -5 };
+	paystream_record_tick(out, &src, &big);
+	r = parsed(out);
+	is_str(str(r, "session"), "s\"2\\", "a session id with a quote and a backslash");
+	is_str(str(r, "record_id"), "s\"2\\:9223372036854775807", "record id with the largest seq");
+	is_str(str(r, "room"), "r\n\tü", "a room with a line break, a tab and non-ASCII");
+	ok(str(r, "viewer") != NULL && strncmp(str(r, "viewer"), "v\x01", 2) == 0, "invalid UTF-8 replaced, the rest kept");
+	is_str(str(r, "currency"), "cr\"edits", "an escaped currency");
+	is_int(num(r, "amount"), G_MAXINT64, "the largest amount");
+	is_int(num(r, "start"), -5, "a negative number");
+	json_decref(r);
+	paystream_record_session_end(out, &src, &m, "a \"reason\"");
+	r = parsed(out);
+	is_str(str(r, "reason"), "a \"reason\"", "an escaped reason");
+	json_decref(r);
+	paystream_record_source_clear(&src);
+	char *quoted = paystream_record_quote(NULL);
+	is_str(quoted, "\"\"", "NULL quotes as an empty string");
+	g_free(quoted);
+
 	paystream_meter_clear(&m);
+	g_string_free(out, TRUE);
 	return done_testing();
 }

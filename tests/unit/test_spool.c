@@ -10,6 +10,8 @@
 #include <glib/gstdio.h>
 #include <jansson.h>
 
+#include "../../plugin/checksum.h"
+#include "../../plugin/ids.h"
 #include "../../plugin/spool.h"
 
 static char *journal(const char *dir) {
@@ -22,6 +24,47 @@ static guint64 file_size(const char *dir) {
 	guint64 size = stat(path, &st) == 0 ? (guint64)st.st_size : 0;
 	g_free(path);
 	return size;
+}
+
+/* The records of a batch text, parsed back: a JSON array. */
+static json_t *parse_records(const paystream_spool_batch_text *b) {
+	char *text = g_strdup_printf("[%s]", b->records->str);
+	json_t *records = json_loads(text, JSON_ALLOW_NUL, NULL);
+	g_free(text);
+	if(json_array_size(records) != b->count)
+		diag("batch %s: count %u but %zu records parse", b->batch_id, b->count, json_array_size(records));
+	return records;
+}
+
+/* begin_batch with a fresh id, the records parsed back (both NULL when
+ * nothing was taken). */
+static int begin(paystream_spool *s, guint max, char **id, json_t **records) {
+	paystream_spool_batch_text b = { paystream_random_uuid(), g_string_new(NULL), 0 };
+	int rc = paystream_spool_begin_batch(s, b.batch_id, max, b.records, &b.count);
+	*id = rc == PAYSTREAM_SPOOL_OK ? g_strdup(b.batch_id) : NULL;
+	*records = rc == PAYSTREAM_SPOOL_OK ? parse_records(&b) : NULL;
+	if(rc != PAYSTREAM_SPOOL_OK && b.records->len > 0)
+		diag("begin_batch failed but wrote records");
+	g_free(b.batch_id);
+	g_string_free(b.records, TRUE);
+	return rc;
+}
+
+/* The unacked batches as [{"batch_id": U, "records": [...]}, ...]. */
+static json_t *unacked_json(paystream_spool *s) {
+	GPtrArray *list = paystream_spool_unacked_batches(s);
+	json_t *out = json_array();
+	for(guint i = 0; i < list->len; i++) {
+		paystream_spool_batch_text *b = g_ptr_array_index(list, i);
+		json_array_append_new(out, json_pack("{s:s, s:o}", "batch_id", b->batch_id, "records", parse_records(b)));
+	}
+	g_ptr_array_unref(list);
+	return out;
+}
+
+/* A journal line with its checksum. */
+static char *line(const char *body) {
+	return g_strdup_printf("%08x %s\n", paystream_crc32c(0, body, strlen(body)), body);
 }
 
 static json_t *tick(int n) {
@@ -68,7 +111,7 @@ static paystream_spool *three_and_batch(const char *dir, char **batch_id) {
 	}
 	paystream_spool_commit(s);
 	json_t *records = NULL;
-	paystream_spool_begin_batch(s, 2, batch_id, &records);
+	begin(s, 2, batch_id, &records);
 	json_decref(records);
 	return s;
 }
@@ -116,7 +159,7 @@ int main(void) {
 	is_int(seq, 3, "seqs continue after a reopen");
 	char *id = NULL;
 	json_t *records = NULL;
-	is_int(paystream_spool_begin_batch(s, 10, &id, &records), PAYSTREAM_SPOOL_OK, "batch of everything");
+	is_int(begin(s, 10, &id, &records), PAYSTREAM_SPOOL_OK, "batch of everything");
 	is_int(json_array_size(records), 3, "three records, the uncommitted one included");
 	is_int(json_integer_value(json_object_get(json_array_get(records, 0), "amount")), 7,
 		"the spool kept a copy: the caller's later change is not in it");
@@ -154,7 +197,7 @@ int main(void) {
 	paystream_spool *crashed = reopen(NULL, dir2, 0, &rep);
 	is_int(rep.unacked_batches, 1, "after a crash: one unacked batch");
 	is_int(rep.pending_records, 1, "and one pending record");
-	json_t *unacked = paystream_spool_unacked_batches(crashed);
+	json_t *unacked = unacked_json(crashed);
 	json_t *b0 = json_array_get(unacked, 0);
 	is_str(json_string_value(json_object_get(b0, "batch_id")), batch_id, "same batch id after a crash");
 	json_t *b0_records = json_object_get(b0, "records");
@@ -162,7 +205,7 @@ int main(void) {
 	is_int(json_integer_value(json_object_get(json_array_get(b0_records, 0), "n")), 1, "same first record");
 	is_int(json_integer_value(json_object_get(json_array_get(b0_records, 1), "n")), 2, "same second record");
 	json_decref(unacked);
-	is_int(paystream_spool_begin_batch(crashed, 10, &id, &records), PAYSTREAM_SPOOL_OK, "a new batch for the pending one");
+	is_int(begin(crashed, 10, &id, &records), PAYSTREAM_SPOOL_OK, "a new batch for the pending one");
 	ok(strcmp(id, batch_id) != 0, "with another id");
 	is_int(json_array_size(records), 1, "only the pending record");
 	json_decref(records);
@@ -180,14 +223,14 @@ int main(void) {
 	s = reopen(s, dir, 0, &rep);
 	is_int(rep.unacked_batches, 0, "acked batch gone after reopen");
 	is_int(rep.pending_records, 1, "the pending record stays");
-	unacked = paystream_spool_unacked_batches(s);
+	unacked = unacked_json(s);
 	is_int(json_array_size(unacked), 0, "no unacked batches");
 	json_decref(unacked);
-	is_int(paystream_spool_begin_batch(s, 0, &id, &records), PAYSTREAM_SPOOL_ERR_INVALID, "max_records 0 refused");
-	is_int(paystream_spool_begin_batch(s, 5, &id, &records), PAYSTREAM_SPOOL_OK, "batch the last one");
+	is_int(begin(s, 0, &id, &records), PAYSTREAM_SPOOL_ERR_INVALID, "max_records 0 refused");
+	is_int(begin(s, 5, &id, &records), PAYSTREAM_SPOOL_OK, "batch the last one");
 	json_decref(records);
 	g_free(id);
-	is_int(paystream_spool_begin_batch(s, 5, &id, &records), PAYSTREAM_SPOOL_ERR_EMPTY,
+	is_int(begin(s, 5, &id, &records), PAYSTREAM_SPOOL_ERR_EMPTY,
 		"nothing pending: empty");
 	ok(id == NULL && records == NULL, "outputs NULL when nothing was taken");
 	paystream_spool_close(s);
@@ -204,9 +247,9 @@ int main(void) {
 		json_decref(r);
 	}
 	char *first = NULL, *second = NULL;
-	paystream_spool_begin_batch(s, 60, &first, &records);
+	begin(s, 60, &first, &records);
 	json_decref(records);
-	paystream_spool_begin_batch(s, 30, &second, &records);
+	begin(s, 30, &second, &records);
 	json_decref(records);
 	paystream_spool_ack_batch(s, first);
 	paystream_spool_commit(s);
@@ -222,7 +265,7 @@ int main(void) {
 	is_int(rep.unacked_batches, 1, "the unacked batch is kept");
 	is_int(rep.pending_records, 10, "the pending records are kept");
 	is_int(rep.bytes_after, rep.bytes_before, "a compacted journal compacts to the same size");
-	unacked = paystream_spool_unacked_batches(s);
+	unacked = unacked_json(s);
 	is_str(json_string_value(json_object_get(json_array_get(unacked, 0), "batch_id")), second, "it is the second batch");
 	is_int(json_integer_value(json_object_get(json_array_get(json_object_get(json_array_get(unacked, 0), "records"), 0), "n")),
 		60, "starting at record 60");
@@ -280,16 +323,24 @@ int main(void) {
 	char *old_dir_journal = NULL;
 	g_file_get_contents(path, &old_dir_journal, &len, NULL);
 	{
-		const char *text = "{\"e\":\"head\",\"v\":2,\"next_seq\":1}";
-		char *sum = g_compute_checksum_for_string(G_CHECKSUM_SHA256, text, -1);
-		char *line = g_strdup_printf("%.16s %s\n", sum, text);
-		g_file_set_contents(path, line, -1, NULL);
-		g_free(sum);
-		g_free(line);
+		char *head = line("H 3 1");
+		g_file_set_contents(path, head, -1, NULL);
+		g_free(head);
 	}
 	ok(paystream_spool_open(dir, 0, NULL, &error) == NULL &&
 		g_error_matches(error, PAYSTREAM_SPOOL_ERROR, PAYSTREAM_SPOOL_ERR_VERSION), "a newer version refuses to open");
 	g_clear_error(&error);
+	/* A version 1 journal (paystream 0.1: SHA-256 prefix, JSON lines) is
+	 * refused as well, never dropped as damage. */
+	g_file_set_contents(path, "0123456789abcdef {\"e\":\"head\",\"v\":1,\"next_seq\":1}\n"
+		"0123456789abcdef {\"e\":\"rec\",\"seq\":1,\"rec\":{\"type\":\"tick\"}}\n", -1, NULL);
+	ok(paystream_spool_open(dir, 0, NULL, &error) == NULL &&
+		g_error_matches(error, PAYSTREAM_SPOOL_ERROR, PAYSTREAM_SPOOL_ERR_VERSION), "a version 1 journal refuses to open");
+	g_clear_error(&error);
+	gsize v1_len = 0;
+	char *v1 = NULL;
+	ok(g_file_get_contents(path, &v1, &v1_len, NULL) && v1_len > 100, "and is left as it was");
+	g_free(v1);
 	g_free(old_dir_journal);
 	g_free(path);
 	paystream_spool_report_clear(&rep);
@@ -312,7 +363,7 @@ int main(void) {
 	ok(appended > 10 && paystream_spool_bytes(s) <= 4096, "%d records fit in 4096 bytes", appended);
 	json_t *t = json_pack("{s:i}", "amount", 5);
 	is_int(paystream_spool_append_tip(s, "tip-1", t), PAYSTREAM_SPOOL_ERR_FULL, "a tip is refused too");
-	is_int(paystream_spool_begin_batch(s, 1000, &id, &records), PAYSTREAM_SPOOL_OK, "a batch is still written when full");
+	is_int(begin(s, 1000, &id, &records), PAYSTREAM_SPOOL_OK, "a batch is still written when full");
 	json_decref(records);
 	is_int(paystream_spool_ack_batch(s, id), PAYSTREAM_SPOOL_OK, "its ack too");
 	g_free(id);
@@ -364,7 +415,7 @@ int main(void) {
 	g_free(contents);
 	crashed = reopen(NULL, dir2, 0, &rep);
 	is_int(rep.pending_records, 2, "after kill -9: the two committed records, not the uncommitted one");
-	paystream_spool_begin_batch(crashed, 10, &id, &records);
+	begin(crashed, 10, &id, &records);
 	ok(json_equal(json_array_get(records, 0), odd), "a string with a newline and a NUL byte survives a replay");
 	json_decref(records);
 	g_free(id);
@@ -395,7 +446,7 @@ int main(void) {
 	is_int(rep.pending_records, 10000, "10,000 pending after reopen");
 	int next = 0, batches = 0;
 	gboolean in_order = TRUE;
-	while(paystream_spool_begin_batch(s, 500, &id, &records) == PAYSTREAM_SPOOL_OK) {
+	while(begin(s, 500, &id, &records) == PAYSTREAM_SPOOL_OK) {
 		for(size_t i = 0; i < json_array_size(records); i++)
 			if(json_integer_value(json_object_get(json_array_get(records, i), "n")) != next++)
 				in_order = FALSE;
@@ -411,7 +462,7 @@ int main(void) {
 	s = reopen(s, dir, 0, &rep);
 	is_int(rep.unacked_batches, 10, "the 10 unacked batches survive");
 	is_int(rep.pending_records, 0, "nothing pending");
-	unacked = paystream_spool_unacked_batches(s);
+	unacked = unacked_json(s);
 	for(size_t i = 0; i < json_array_size(unacked); i++) {
 		json_t *b = json_array_get(unacked, i);
 		paystream_spool_ack_batch(s, json_string_value(json_object_get(b, "batch_id")));
@@ -429,6 +480,111 @@ int main(void) {
 	paystream_spool_report_clear(&rep);
 	rm_dir(dir);
 	g_free(dir);
+
+	/* Records as text: several per call, kept byte for byte, refused ones
+	 * reported with how much was taken. */
+	dir = fresh_dir();
+	s = paystream_spool_open(dir, 0, NULL, NULL);
+	const char *texts = "{\"type\":\"tick\",\"n\":1}\n{\"type\":\"tick\",\"n\":2,\"s\":\"a b\"}\n{\"type\":\"tick\",\"n\":3}";
+	gsize taken = 0;
+	is_int(paystream_spool_append_text(s, texts, strlen(texts), &taken), PAYSTREAM_SPOOL_OK, "three records in one call");
+	is_int(taken, strlen(texts), "all taken (the last one needs no line break)");
+	const char *bad_texts = "{\"type\":\"tick\",\"n\":4}\n[1,2]\n{\"type\":\"tick\",\"n\":5}\n";
+	is_int(paystream_spool_append_text(s, bad_texts, strlen(bad_texts), &taken), PAYSTREAM_SPOOL_ERR_INVALID,
+		"a text that is not an object is refused");
+	is_int(taken, strlen("{\"type\":\"tick\",\"n\":4}\n"), "the record before it was taken");
+	is_int(paystream_spool_append_text(s, "{}\n\n", 3, &taken), PAYSTREAM_SPOOL_OK, "an empty object is a record");
+	is_int(paystream_spool_append_text(s, "\n", 1, &taken), PAYSTREAM_SPOOL_ERR_INVALID, "an empty line is not");
+	GString *body = g_string_new("[");
+	guint count = 0;
+	is_int(paystream_spool_begin_batch(s, "b 1", 10, body, &count), PAYSTREAM_SPOOL_OK, "batch them");
+	is_str(body->str, "[{\"type\":\"tick\",\"n\":1},{\"type\":\"tick\",\"n\":2,\"s\":\"a b\"},"
+		"{\"type\":\"tick\",\"n\":3},{\"type\":\"tick\",\"n\":4},{}",
+		"the records' texts, joined by commas, appended to what the buffer held");
+	is_int(count, 5, "five records");
+	char *kept_id = g_strdup("b 1");
+	is_int(paystream_spool_append_text(s, "{}", 2, NULL), PAYSTREAM_SPOOL_OK, "one more pending");
+	is_int(paystream_spool_begin_batch(s, "b 1", 10, body, &count), PAYSTREAM_SPOOL_ERR_DUPLICATE, "a batch id in use is refused");
+	is_int(paystream_spool_begin_batch(s, "b\n2", 10, body, &count), PAYSTREAM_SPOOL_ERR_INVALID, "a batch id with a line break is refused");
+	is_int(count, 0, "nothing counted");
+	g_string_free(body, TRUE);
+	s = reopen(s, dir, 0, &rep);
+	GPtrArray *list = paystream_spool_unacked_batches(s);
+	ok(list->len == 1 && strcmp(((paystream_spool_batch_text *)g_ptr_array_index(list, 0))->batch_id, kept_id) == 0 &&
+		strcmp(((paystream_spool_batch_text *)g_ptr_array_index(list, 0))->records->str,
+			"{\"type\":\"tick\",\"n\":1},{\"type\":\"tick\",\"n\":2,\"s\":\"a b\"},{\"type\":\"tick\",\"n\":3},"
+			"{\"type\":\"tick\",\"n\":4},{}") == 0, "after a reopen: the same batch, byte for byte");
+	g_ptr_array_unref(list);
+	g_free(kept_id);
+	paystream_spool_close(s);
+	rm_dir(dir);
+	g_free(dir);
+
+	/* max_bytes with text: the records that fit are taken, the rest is left
+	 * to the caller. */
+	dir = fresh_dir();
+	s = paystream_spool_open(dir, 300, NULL, NULL);
+	GString *many = g_string_new(NULL);
+	for(int i = 0; i < 20; i++)
+		g_string_append_printf(many, "{\"type\":\"tick\",\"n\":%d}\n", i);
+	is_int(paystream_spool_append_text(s, many->str, many->len, &taken), PAYSTREAM_SPOOL_ERR_FULL, "full part way");
+	ok(taken > 0 && taken < many->len && many->str[taken - 1] == '\n', "whole records taken (%zu of %zu bytes)",
+		(size_t)taken, (size_t)many->len);
+	ok(paystream_spool_bytes(s) <= 300, "within max_bytes");
+	int lines_taken = 0;
+	for(gsize i = 0; i < taken; i++)
+		lines_taken += many->str[i] == '\n';
+	is_int(paystream_spool_pending_count(s), lines_taken, "one pending record per line taken");
+	g_string_free(many, TRUE);
+	paystream_spool_close(s);
+	rm_dir(dir);
+	g_free(dir);
+
+	/* Replay checks entries against what came before: each of these
+	 * journals is cut where the history stops making sense. */
+	struct {
+		const char *lines[5];
+		int entries, pending, batches;
+		const char *what;
+	} cases[] = {
+		{ { "H 2 1", "R 1 {\"type\":\"a\"}", "R 1 {\"type\":\"b\"}" }, 2, 1, 0, "a seq seen twice" },
+		{ { "H 2 1", "R 2 {}", "R 1 {}" }, 2, 1, 0, "a seq going back" },
+		{ { "H 2 1", "R 1 {}", "R 2 {}", "B 2 1 x" }, 3, 2, 0, "a batch not starting at the oldest pending record" },
+		{ { "H 2 1", "R 1 {}", "B 1 2 x" }, 2, 1, 0, "a batch of more records than are pending" },
+		{ { "H 2 1", "R 1 {}", "B 1 1 x", "B 1 1 y" }, 3, 0, 1, "a batch of records already batched" },
+		{ { "H 2 1", "R 1 {}", "B 1 1 x", "A y" }, 3, 0, 1, "an ack of an unknown batch" },
+		{ { "H 2 1", "R 1 {}", "B 1 1 x", "A x", "A x" }, 4, 0, 0, "a second ack" },
+		{ { "H 2 1", "R 1 not json" }, 1, 0, 0, "a record that is not an object" },
+		{ { "H 2 1", "R 01 {}" }, 1, 0, 0, "a number with a leading zero" },
+		{ { "H 2 1", "R 1  {}" }, 1, 0, 0, "two spaces" },
+		{ { "R 1 {}" }, 0, 0, 0, "no head" },
+		{ { "H 2 1", "H 2 1" }, 1, 0, 0, "a second head" },
+		{ { "H 2 1", "T 3 ab {}" }, 1, 0, 0, "a tip whose id is shorter than it says" },
+		{ { "H 2 1", "T 2 ab [1]" }, 1, 0, 0, "a tip that is not an object" },
+		{ { "H 2 1", "T 4 a bc {\"x\":1}", "K a bc", "Z" }, 3, 0, 0, "an unknown kind (after a tip with a space in its id)" },
+	};
+	for(size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+		dir = fresh_dir();
+		GString *file = g_string_new(NULL);
+		for(int j = 0; j < 5 && cases[i].lines[j] != NULL; j++) {
+			char *l = line(cases[i].lines[j]);
+			g_string_append(file, l);
+			g_free(l);
+		}
+		char *p = journal(dir);
+		g_file_set_contents(p, file->str, (gssize)file->len, NULL);
+		s = reopen(NULL, dir, 0, &rep);
+		ok(s != NULL && (int)rep.entries == cases[i].entries && (int)rep.pending_records == cases[i].pending &&
+			(int)rep.unacked_batches == cases[i].batches && rep.dropped_bytes > 0,
+			"replay stops at %s (%d entries, %u pending, %u batches)", cases[i].what, (int)rep.entries,
+			rep.pending_records, rep.unacked_batches);
+		paystream_spool_close(s);
+		g_free(p);
+		g_string_free(file, TRUE);
+		rm_dir(dir);
+		g_free(dir);
+	}
+	paystream_spool_report_clear(&rep);
 
 	ok(paystream_spool_open(NULL, 0, NULL, &error) == NULL && error != NULL, "no folder: error");
 	g_clear_error(&error);
