@@ -122,6 +122,7 @@ static json_t *paystream_edit(json_t *body, paystream_result *result) {
 		paystream_performer *performer = room->performer;
 		if(performer != NULL && old.bitrate != room->settings.bitrate)
 			paystream_relay_send_remb(performer, room->settings.bitrate);
+		paystream_metering_currency_changed_locked(room, old.currency);
 		janus_mutex_unlock(&room->mutex);
 		paystream_settings_clear(&old);
 		reply = paystream_event_new("edited", room->id);

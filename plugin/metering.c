@@ -188,7 +188,9 @@ json_t *paystream_metering_describe_locked(const paystream_viewer *viewer) {
 	json_object_set_new(d, "session", json_string(viewer->session_id));
 	json_object_set_new(d, "seconds", json_integer(viewer->metered ? viewer->meter.total_seconds : 0));
 	json_object_set_new(d, "amount", json_integer(viewer->metered ? viewer->meter.total_amount : 0));
-	json_object_set_new(d, "currency", json_string(viewer->room->settings.currency));
+	/* A running session keeps the currency it started with (see edit). */
+	json_object_set_new(d, "currency", json_string(viewer->metered && viewer->meter.currency != NULL ?
+		viewer->meter.currency : viewer->room->settings.currency));
 	json_object_set_new(d, "stopped", json_boolean(g_atomic_int_get(&viewer->stopped)));
 	return d;
 }
@@ -229,6 +231,40 @@ int paystream_metering_check_token(const char *jwt, const char *room, paystream_
 
 /* ---- the ticker ----------------------------------------------------- */
 
+/* Add amount to (*others)[currency], creating the object if needed. */
+static void paystream_add_other(json_t **others, const char *currency, gint64 amount) {
+	if(*others == NULL)
+		*others = json_object();
+	json_t *sum = json_object_get(*others, currency);
+	if(sum != NULL)
+		json_integer_set(sum, json_integer_value(sum) + amount);
+	else
+		json_object_set_new(*others, currency, json_integer(amount));
+}
+
+/* Move (*others)[currency] out of the object: returns it (0 if absent). */
+static gint64 paystream_take_other(json_t **others, const char *currency) {
+	json_t *sum = *others != NULL ? json_object_get(*others, currency) : NULL;
+	gint64 amount = sum != NULL ? json_integer_value(sum) : 0;
+	if(sum != NULL)
+		json_object_del(*others, currency);
+	if(*others != NULL && json_object_size(*others) == 0)
+		g_clear_pointer(others, json_decref);
+	return amount;
+}
+
+void paystream_metering_currency_changed_locked(paystream_room *room, const char *old_currency) {
+	if(g_strcmp0(old_currency, room->settings.currency) == 0)
+		return;
+	/* What was summed in the old currency stays in it, apart. */
+	if(room->show_amount > 0)
+		paystream_add_other(&room->show_other, old_currency, room->show_amount);
+	if(room->usage_amount > 0)
+		paystream_add_other(&room->usage_other, old_currency, room->usage_amount);
+	room->show_amount = paystream_take_other(&room->show_other, room->settings.currency);
+	room->usage_amount = paystream_take_other(&room->usage_other, room->settings.currency);
+}
+
 static void paystream_tick_viewer_locked(paystream_viewer *viewer, gboolean live, gint64 now_ms,
 		paystream_outbox *box) {
 	paystream_room *room = viewer->room;
@@ -245,10 +281,16 @@ static void paystream_tick_viewer_locked(paystream_viewer *viewer, gboolean live
 		return;
 	}
 	if(paystream_meter_tick(&viewer->meter, &c, now_ms)) {
+		gint64 price = viewer->meter.price_per_second;
 		room->show_seconds++;
-		room->show_amount += viewer->meter.price_per_second;
 		room->usage_seconds++;
-		room->usage_amount += viewer->meter.price_per_second;
+		if(g_strcmp0(viewer->meter.currency, room->settings.currency) == 0) {
+			room->show_amount += price;
+			room->usage_amount += price;
+		} else {
+			paystream_add_other(&room->show_other, viewer->meter.currency, price);
+			paystream_add_other(&room->usage_other, viewer->meter.currency, price);
+		}
 		if(++viewer->ticks_since_event >= room->settings.tick_notify) {
 			viewer->ticks_since_event = 0;
 			json_t *event = paystream_event_new("tick", room->id);
@@ -294,12 +336,17 @@ static json_t *paystream_tick_room(paystream_room *room, gint64 now_ms, gboolean
 		json_object_set_new(event, "seconds", json_integer(room->show_seconds));
 		json_object_set_new(event, "amount", json_integer(room->show_amount));
 		json_object_set_new(event, "currency", json_string(room->settings.currency));
+		if(room->show_other != NULL)
+			json_object_set_new(event, "other_currencies", json_deep_copy(room->show_other));
 		paystream_outbox_add(box, performer->session, event, NULL, FALSE);
 	}
 	if(summary_due && (room->usage_seconds > 0 || paying > 0)) {
 		summary = json_pack("{sssIsIsI}", "room", room->id, "paying_viewers", (json_int_t)paying,
 			"seconds", (json_int_t)room->usage_seconds, "amount", (json_int_t)room->usage_amount);
 		json_object_set_new(summary, "currency", json_string(room->settings.currency));
+		if(room->usage_other != NULL)
+			json_object_set_new(summary, "other_currencies", json_incref(room->usage_other));
+		g_clear_pointer(&room->usage_other, json_decref);
 		room->usage_seconds = 0;
 		room->usage_amount = 0;
 	}

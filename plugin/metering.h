@@ -48,6 +48,10 @@ gboolean paystream_metering_refresh_locked(paystream_viewer *viewer, const payst
 /* The billing service's stop list: stop the viewer of that session. */
 void paystream_metering_stop_session(const char *session, const char *reason);
 
+/* The room's currency was edited (room->mutex held): the running show's
+ * and summary's amounts so far move apart under old_currency. */
+void paystream_metering_currency_changed_locked(paystream_room *room, const char *old_currency);
+
 /* {"session", "seconds", "amount", "currency", "stopped"} for
  * listparticipants; room lock held. NULL for a viewer without a session. */
 json_t *paystream_metering_describe_locked(const paystream_viewer *viewer);

@@ -144,6 +144,7 @@ static void paystream_publish(paystream_message *msg, paystream_result *result) 
 		/* A new show (a takeover continues the current one). */
 		room->show_seconds = 0;
 		room->show_amount = 0;
+		g_clear_pointer(&room->show_other, json_decref);
 	}
 	room->performer = performer;
 	performer->since = janus_get_real_time();

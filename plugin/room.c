@@ -15,6 +15,8 @@ static void paystream_room_free(const janus_refcount *ref) {
 	paystream_room *room = janus_refcount_containerof(ref, paystream_room, ref);
 	g_hash_table_destroy(room->viewers);
 	paystream_settings_clear(&room->settings);
+	json_decref(room->show_other);
+	json_decref(room->usage_other);
 	g_free(room->id);
 	g_free(room);
 }

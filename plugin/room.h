@@ -102,9 +102,14 @@ typedef struct paystream_room {
 	paystream_performer *performer;	/* the live performer, holds a reference */
 	GHashTable *viewers;			/* viewer_id -> paystream_viewer (a reference) */
 	gint64 created;
-	/* This show (since the performer went live), for `earnings`; room->mutex. */
+	/* This show (since the performer went live), for `earnings`; room->mutex.
+	 * Amounts are in the room's currency; sessions that started before a
+	 * new_currency edit are billed in theirs, summed apart by currency in
+	 * the *_other objects ({"<currency>": amount}, NULL when none). */
 	gint64 show_seconds, show_amount;
+	json_t *show_other;
 	gint64 usage_seconds, usage_amount;	/* since the last summary to event handlers */
+	json_t *usage_other;
 	guint32 ticks_since_earnings;
 	volatile gint destroyed;
 	janus_refcount ref;

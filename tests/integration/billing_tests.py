@@ -259,6 +259,51 @@ async def test_billed_seconds(ctx):
           f"earnings after the viewer left: {short(e)}; the viewer was billed {amount}")
 
 
+@test(timeout=90)
+async def test_currency_edit_mid_session(ctx):
+    """An edit of price and currency applies to sessions that start after it:
+    a running session keeps billing in its own (ticks, records,
+    listparticipants), and the performer's earnings sum each currency
+    apart instead of adding them up."""
+    svc = await service(ctx)
+    await billing_janus(ctx, svc)
+    room, key, perf = await live_room(ctx, 3)
+    old_sub, new_sub = H.rand_id("old"), H.rand_id("new")
+    await svc.fund(old_sub, 100000)
+    await svc.fund(new_sub, 100000)
+    old = await paying_viewer(ctx, room, old_sub)
+    await wait_tick(old, 2, 15)
+    expect_ok(await ctx.sync({"request": "edit", "room": room, "new_price_per_second": 5,
+                              "new_currency": "GEM"}), "edited", "edit price and currency")
+    new = await paying_viewer(ctx, room, new_sub)
+    s_new = (await wait_tick(new, 2, 15)).data
+    check(s_new.get("currency") == "GEM" and s_new.get("amount") == 5 * s_new["seconds"],
+          f"a session started after the edit: {short(s_new)}")
+    s_old = (await wait_tick(old, last_tick(old).data["seconds"] + 1, 10)).data
+    check(s_old.get("currency") == "CRD" and s_old.get("amount") == 3 * s_old["seconds"],
+          f"the session started before the edit: {short(s_old)}")
+    parts = await ctx.participants(room)
+    eo, en = viewer_entry(parts, old_sub), viewer_entry(parts, new_sub)
+    check(eo and eo.get("currency") == "CRD" and eo.get("amount") == 3 * eo.get("seconds", -1),
+          f"listparticipants, the old session: {short(eo)}")
+    check(en and en.get("currency") == "GEM" and en.get("amount") == 5 * en.get("seconds", -1),
+          f"listparticipants, the new session: {short(en)}")
+    e = (await perf.handle.wait_event(
+        lambda e: e.name == "earnings" and e.data.get("paying_viewers") == 2 and e.data.get("amount", 0) >= 10,
+        10, what="'earnings' with both viewers")).data
+    others = e.get("other_currencies") or {}
+    check(e.get("currency") == "GEM" and e["amount"] % 5 == 0 and others.get("CRD", 0) >= 6
+          and others["CRD"] % 3 == 0 and set(others) == {"CRD"},
+          f"earnings after a currency edit: {short(e)}")
+    await leave(old)
+    await leave(new)
+    so, sn = await ended_session(svc, old.session), await ended_session(svc, new.session)
+    check((so["currency"], so["price_per_second"]) == ("CRD", 3) and so["billed_amount"] == 3 * so["billed_seconds"],
+          f"billing service, the old session: {short(so)}")
+    check((sn["currency"], sn["price_per_second"]) == ("GEM", 5) and sn["billed_amount"] == 5 * sn["billed_seconds"],
+          f"billing service, the new session: {short(sn)}")
+
+
 @test(timeout=120)
 async def test_not_billed_paused_offline(ctx):
     """Seconds paused and seconds with the performer offline are not billed."""
