@@ -534,9 +534,10 @@ class JanusHandle:
     def plugin_events(self):
         return [e for e in self.events if e.kind == "event"]
 
-    async def wait_event(self, pred, timeout=10, what=None, kind="event"):
+    async def wait_event(self, pred, timeout=10, what=None, kind="event", consume=True):
         """First not yet consumed event of `kind` (default: plugin events)
-        matching pred.  Raises TestFailure listing what was seen."""
+        matching pred (consume=False: left for a later wait).  Raises
+        TestFailure listing what was seen."""
         end = time.monotonic() + timeout
         while True:
             for i, e in enumerate(self.events):
@@ -547,7 +548,8 @@ class JanusHandle:
                 except Exception:  # noqa: BLE001
                     ok = False
                 if ok:
-                    self._consumed.add(i)
+                    if consume:
+                        self._consumed.add(i)
                     return e
             left = end - time.monotonic()
             if left <= 0:
