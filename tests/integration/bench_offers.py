@@ -4,7 +4,7 @@ measured side by side: the rounds alternate between the builds, each round
 on a fresh Janus.  Run through ./run (network namespace):
 
     tests/integration/run --bench-offers [--viewers 40] [--rounds 5] [--media] \
-        [--stun-delay MS] [--plugin NAME=PATH ...]
+        [--stun-delay MS] [--plugin NAME=PATH[,KEY=VALUE...] ...]
 
 Without --plugin it measures $PAYSTREAM_PLUGIN (or the in-tree build).
 Prints one line per round and the medians per build."""
@@ -26,8 +26,8 @@ import suite  # noqa: E402
 KEYS = ("last_offer", "median_offer", "published", "other_async", "other_sync")
 
 
-async def one_round(runner, name, n, media, stun):
-    srv = runner.new_server(f"{name}-{len(os.listdir(runner.root))}", stun=stun)
+async def one_round(runner, name, config, n, media, stun):
+    srv = runner.new_server(f"{name}-{len(os.listdir(runner.root))}", config, stun=stun)
     await asyncio.to_thread(srv.start)
     ctx = suite.Ctx(runner, srv)
     ctx.name = name
@@ -46,28 +46,31 @@ async def main(argv):
                     help="also answer every offer and wait for decoded video")
     ap.add_argument("--stun-delay", type=float, default=0, metavar="MS",
                     help="Janus uses a STUN server that answers this late (0: no STUN)")
-    ap.add_argument("--plugin", action="append", default=[], metavar="NAME=PATH")
+    ap.add_argument("--plugin", action="append", default=[], metavar="NAME=PATH[,KEY=VALUE...]",
+                    help="a build to measure; KEY=VALUE go to the plugin's general section")
     args = ap.parse_args(argv)
     here = os.path.dirname(os.path.abspath(__file__))
     builds = []
     for spec in args.plugin or ["plugin=" + (os.environ.get("PAYSTREAM_PLUGIN") or os.path.join(
             here, "..", "..", "plugin", ".libs", "libjanus_paystream.so"))]:
-        name, _, path = spec.partition("=")
-        builds.append((name, suite.Runner(os.path.abspath(path), None, False)))
-    results = {name: [] for name, _ in builds}
+        name, _, rest = spec.partition("=")
+        path, *items = rest.split(",")
+        config = offers_tests.general_config(**dict(i.split("=", 1) for i in items))
+        builds.append((name, config, suite.Runner(os.path.abspath(path), None, False)))
+    results = {name: [] for name, _, _ in builds}
     stun = H.StunServer(args.stun_delay / 1000) if args.stun_delay > 0 else None
     try:
         for r in range(args.rounds):
-            for name, runner in builds:
+            for name, config, runner in builds:
                 t = time.monotonic()
-                res = await one_round(runner, name, args.viewers, args.media, stun)
+                res = await one_round(runner, name, config, args.viewers, args.media, stun)
                 results[name].append(res)
                 print(f"round {r + 1} {name}: " + " ".join(f"{k}={res[k] * 1000:.0f}ms" for k in KEYS)
                       + f" ({time.monotonic() - t:.0f}s)", flush=True)
     finally:
         if stun is not None:
             stun.close()
-        for _, runner in builds:
+        for _, _, runner in builds:
             if os.environ.get("PAYSTREAM_IT_KEEP") == "1":
                 print(f"janus folders and logs kept in {runner.root}", file=sys.stderr)
             else:
