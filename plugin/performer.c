@@ -202,7 +202,7 @@ static void paystream_unpublish(paystream_message *msg, paystream_performer *per
 	paystream_performer_offline(performer, reason);
 	paystream_session_clear_performer(msg->session, performer);
 	paystream_push(msg->session, msg->transaction, paystream_event_new(reason, performer->room->id), NULL);
-	paystream_session_close_pc(msg->session);
+	paystream_push_close(msg->session);
 }
 
 static void paystream_performer_configure(paystream_message *msg, paystream_performer *performer) {

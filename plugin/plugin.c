@@ -98,7 +98,7 @@ static void paystream_dispatch(paystream_message *msg) {
 		if(msg->spec->type == PAYSTREAM_REQUEST_PUBLISH && msg->jsep != NULL &&
 				paystream_session_role(msg->session) == PAYSTREAM_ROLE_NONE) {	/* else: keep its PC */
 			g_atomic_int_set(&msg->session->has_pc, 1);
-			paystream_session_close_pc(msg->session);
+			paystream_push_close(msg->session);
 		}
 	}
 }
@@ -148,16 +148,14 @@ static int paystream_init(janus_callbacks *callback, const char *config_path) {
 	};
 	if(paystream_billing_start(&paystream_general, &billing_callbacks, error, sizeof(error)) != 0) {
 		JANUS_LOG(LOG_FATAL, "[paystream] %s\n", error);
-		paystream_tips_deinit();
-		paystream_rooms_deinit();
-		paystream_sessions_deinit();
-		paystream_general_clear(&paystream_general);
-		paystream_store_close();
-		paystream_gateway = NULL;
-		return -1;
+		goto no_billing;
 	}
 	if(paystream_general.billing_url == NULL)
 		JANUS_LOG(LOG_WARN, "[paystream] no billing_url configured: only free rooms can be watched\n");
+	if(paystream_push_threads_start(paystream_general.offer_threads, error, sizeof(error)) != 0) {
+		JANUS_LOG(LOG_FATAL, "[paystream] %s\n", error);
+		goto no_push_threads;
+	}
 	paystream_messages = g_async_queue_new_full((GDestroyNotify)paystream_message_free);
 	g_atomic_int_set(&paystream_initialized, 1);
 	GError *thread_error = NULL;
@@ -167,18 +165,26 @@ static int paystream_init(janus_callbacks *callback, const char *config_path) {
 		g_error_free(thread_error);
 		g_atomic_int_set(&paystream_initialized, 0);
 		g_async_queue_unref(paystream_messages);
-		paystream_billing_stop();
-		paystream_tips_deinit();
-		paystream_rooms_deinit();
-		paystream_sessions_deinit();
-		paystream_general_clear(&paystream_general);
-		paystream_store_close();
-		return -1;
+		goto no_handler_thread;
 	}
 	paystream_ticker_start();
-	JANUS_LOG(LOG_INFO, "[paystream] %s initialized, %d permanent room(s)%s\n", PAYSTREAM_VERSION_STRING, loaded,
-		paystream_general.admin_key ? ", admin_key required to create rooms" : "");
+	JANUS_LOG(LOG_INFO, "[paystream] %s initialized, %d permanent room(s)%s, %u offer thread(s)\n",
+		PAYSTREAM_VERSION_STRING, loaded, paystream_general.admin_key ? ", admin_key required to create rooms" : "",
+		paystream_general.offer_threads);
 	return 0;
+
+no_handler_thread:
+	paystream_push_threads_stop();
+no_push_threads:
+	paystream_billing_stop();
+no_billing:
+	paystream_tips_deinit();
+	paystream_rooms_deinit();
+	paystream_sessions_deinit();
+	paystream_general_clear(&paystream_general);
+	paystream_store_close();
+	paystream_gateway = NULL;
+	return -1;
 }
 
 /* A clean shutdown ends every viewing session, so each gets its last
@@ -205,6 +211,8 @@ static void paystream_destroy_plugin(void) {
 	g_async_queue_unref(paystream_messages);
 	paystream_messages = NULL;
 	paystream_ticker_stop();
+	/* The last offers and events the handler thread and the ticker queued. */
+	paystream_push_threads_stop();
 	paystream_finish_all_sessions();
 	paystream_billing_stop();
 	paystream_tips_deinit();

@@ -38,6 +38,8 @@ int paystream_session_create(janus_plugin_session *handle) {
 	paystream_session *session = g_malloc0(sizeof(paystream_session));
 	session->handle = handle;
 	janus_mutex_init(&session->mutex);
+	janus_mutex_init(&session->push_mutex);
+	g_queue_init(&session->pushes);
 	janus_refcount_init(&session->ref, paystream_session_free);
 	janus_refcount_increase(&handle->ref);
 	handle->plugin_handle = session;

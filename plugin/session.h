@@ -29,6 +29,11 @@ typedef struct paystream_session {
 	volatile gint hangups;			/* hangup_media calls so far */
 	volatile gint hangingup;
 	volatile gint destroyed;
+	/* Pushes waiting their turn (notify.c): while pushing is set, every
+	 * push to this handle queues here and one thread sends them in order. */
+	janus_mutex push_mutex;			/* guards pushes and pushing */
+	GQueue pushes;
+	gboolean pushing;
 	janus_refcount ref;
 } paystream_session;
 
@@ -59,9 +64,10 @@ struct paystream_viewer *paystream_session_viewer(paystream_session *session);
  * session's reference); returns TRUE if it was. */
 gboolean paystream_session_clear_performer(paystream_session *session, struct paystream_performer *performer);
 gboolean paystream_session_clear_viewer(paystream_session *session, struct paystream_viewer *viewer);
-/* Ask Janus to close the handle's PeerConnection. Until Janus reports the
- * hang-up the handle takes no new role (see paystream_session_closing), so
- * that late hang-up cannot tear down a role taken meanwhile. */
+/* Ask Janus to close the handle's PeerConnection now. Until Janus reports
+ * the hang-up the handle takes no new role (see paystream_session_closing),
+ * so that late hang-up cannot tear down a role taken meanwhile. Use
+ * paystream_push_close (notify.h), which waits for the pushes before it. */
 void paystream_session_close_pc(paystream_session *session);
 /* TRUE while a close asked by the plugin has not been reported yet. */
 gboolean paystream_session_closing(paystream_session *session);

@@ -363,7 +363,7 @@ int paystream_general_from_config(json_t *general, paystream_general_settings *g
 	int rc = 0;
 	for(size_t i = 0; i < G_N_ELEMENTS(strings) && rc == 0; i++)
 		rc = paystream_general_string(general, strings[i], targets[i], error, errlen);
-	guint64 interval = 0, timeout = 0, retry_max = 0, spool_max = 0, tip_timeout = 0;
+	guint64 interval = 0, timeout = 0, retry_max = 0, spool_max = 0, tip_timeout = 0, offer_threads = 0;
 	if(rc == 0)
 		rc = paystream_general_number(general, "billing_interval", 1, 3600, PAYSTREAM_DEFAULT_BILLING_INTERVAL,
 			&interval, error, errlen);
@@ -379,11 +379,15 @@ int paystream_general_from_config(json_t *general, paystream_general_settings *g
 	if(rc == 0)
 		rc = paystream_general_number(general, "tip_timeout", 1, 3600, PAYSTREAM_DEFAULT_TIP_TIMEOUT,
 			&tip_timeout, error, errlen);
+	if(rc == 0)
+		rc = paystream_general_number(general, "offer_threads", 0, PAYSTREAM_MAX_OFFER_THREADS,
+			PAYSTREAM_DEFAULT_OFFER_THREADS, &offer_threads, error, errlen);
 	g->billing_interval = (guint32)interval;
 	g->billing_timeout = (guint32)timeout;
 	g->retry_max = (guint32)retry_max;
 	g->spool_max_bytes = spool_max;
 	g->tip_timeout = (guint32)tip_timeout;
+	g->offer_threads = (guint32)offer_threads;
 	if(rc == 0 && g->billing_url != NULL && g->billing_secret == NULL) {
 		g_snprintf(error, errlen, "'billing_url' needs 'billing_secret' (the billing calls are signed)");
 		rc = PAYSTREAM_ERROR_MISSING_ELEMENT;

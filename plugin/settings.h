@@ -24,6 +24,8 @@
 #define PAYSTREAM_DEFAULT_TIP_TIMEOUT 30
 #define PAYSTREAM_DEFAULT_BILLING_TIMEOUT 5
 #define PAYSTREAM_DEFAULT_RETRY_MAX 30
+#define PAYSTREAM_DEFAULT_OFFER_THREADS 4
+#define PAYSTREAM_MAX_OFFER_THREADS 64
 
 typedef struct paystream_room_settings {
 	char *room;
@@ -57,6 +59,7 @@ typedef struct paystream_general_settings {
 	char *spool_dir;
 	guint64 spool_max_bytes;
 	guint32 tip_timeout;	/* seconds a tip is retried before it fails */
+	guint32 offer_threads;	/* threads pushing offers and answers; 0: the caller's thread */
 } paystream_general_settings;
 
 /* TRUE when priced rooms can work: tokens can be checked and usage billed. */

@@ -301,7 +301,7 @@ void paystream_viewer_request(paystream_message *msg, paystream_result *result) 
 		case PAYSTREAM_REQUEST_LEAVE:
 			paystream_viewer_remove(viewer, "left");
 			paystream_push(msg->session, msg->transaction, paystream_event_new("left", viewer->room->id), NULL);
-			paystream_session_close_pc(msg->session);
+			paystream_push_close(msg->session);
 			break;
 		default:
 			paystream_fail(result, PAYSTREAM_ERROR_WRONG_STATE, "'%s' is not a viewer request", msg->spec->name);

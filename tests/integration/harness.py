@@ -82,8 +82,11 @@ class JanusServer:
 
     def __init__(self, workdir, plugin_so, plugin_config=None,
                  ld_preload=None, plugin_file=None, events_backend=None,
-                 events_mask="plugins", websockets=False):
+                 events_mask="plugins", websockets=False, stun=None):
         self.workdir = workdir
+        # stun: a StunServer Janus is told to use (nat.stun_server/stun_port):
+        # every ICE gathering then waits for its (delayed) answer
+        self.stun = stun
         # websockets: also Janus's WebSockets transport on 127.0.0.1:8188
         # (janus.js in the browser tests prefers it)
         self.websockets = websockets
@@ -159,7 +162,7 @@ media: {{
 nat: {{
 	nice_debug = false
 	ice_enforce_list = "v0"
-}}
+{self._stun_config()}}}
 plugins: {{
 }}
 transports: {{
@@ -193,6 +196,11 @@ cors: {
             plugin_config = "general: {\n}\n"
         with open(os.path.join(wd, "janus.plugin.paystream.jcfg"), "w") as f:
             f.write(plugin_config)
+
+    def _stun_config(self):
+        if self.stun is None:
+            return ""
+        return f'\tstun_server = "{self.stun.host}"\n\tstun_port = {self.stun.port}\n'
 
     @property
     def plugin_config_path(self):
@@ -383,14 +391,16 @@ async def admin_message(request, admin_secret=ADMIN_SECRET, timeout=10):
 
 
 class Event:
-    def __init__(self, raw):
+    def __init__(self, raw, t=None):
         self.raw = raw
         self.kind = raw.get("janus")
         pd = raw.get("plugindata") or {}
         self.data = pd.get("data")
         self.jsep = raw.get("jsep")
         self.transaction = raw.get("transaction")
-        self.t = time.monotonic()
+        # when the long-poll thread received it (not when the busy event
+        # loop got round to it): what timing measurements should use
+        self.t = t if t is not None else time.monotonic()
 
     @property
     def name(self):
@@ -446,7 +456,7 @@ class JanusSession:
                 sender = ev.get("sender")
                 h = self.handles.get(sender)
                 if h is not None:
-                    self.loop.call_soon_threadsafe(h._deliver, ev)
+                    self.loop.call_soon_threadsafe(h._deliver, ev, time.monotonic())
 
     async def attach(self, plugin=PLUGIN):
         resp = await apost(f"{HTTP_URL}/{self.id}",
@@ -487,8 +497,8 @@ class JanusHandle:
     def url(self):
         return f"{HTTP_URL}/{self.session.id}/{self.id}"
 
-    def _deliver(self, raw):
-        self.events.append(Event(raw))
+    def _deliver(self, raw, t=None):
+        self.events.append(Event(raw, t))
         self._new.set()
 
     async def send(self, body, jsep=None, timeout=10):
@@ -524,9 +534,10 @@ class JanusHandle:
     def plugin_events(self):
         return [e for e in self.events if e.kind == "event"]
 
-    async def wait_event(self, pred, timeout=10, what=None, kind="event"):
+    async def wait_event(self, pred, timeout=10, what=None, kind="event", consume=True):
         """First not yet consumed event of `kind` (default: plugin events)
-        matching pred.  Raises TestFailure listing what was seen."""
+        matching pred (consume=False: left for a later wait).  Raises
+        TestFailure listing what was seen."""
         end = time.monotonic() + timeout
         while True:
             for i, e in enumerate(self.events):
@@ -537,7 +548,8 @@ class JanusHandle:
                 except Exception:  # noqa: BLE001
                     ok = False
                 if ok:
-                    self._consumed.add(i)
+                    if consume:
+                        self._consumed.add(i)
                     return e
             left = end - time.monotonic()
             if left <= 0:
@@ -1155,3 +1167,73 @@ class EventSink:
                     f"within {timeout}s; plugin events seen: {seen[-60:]}; "
                     f"{len(self.events)} events in all, bad posts {self.bad_posts[:2]}")
             await asyncio.sleep(0.1)
+
+
+# ---------------------------------------------------------------------------
+# A STUN server far away: what makes Janus's ICE gathering take time
+# ---------------------------------------------------------------------------
+
+class StunServer:
+    """A STUN (RFC 5389) binding server on the veth address (a thread) that
+    answers every request `delay` seconds late, as a STUN server that far
+    away would.  Janus configured with it (JanusServer(stun=...)) waits that
+    long for each handle's candidate gathering, and so for each push of an
+    offer (full_trickle is off)."""
+
+    def __init__(self, delay, host="192.0.2.1"):
+        import socket
+        self.delay = delay
+        self.requests = 0
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((host, 0))
+        self.host, self.port = self.sock.getsockname()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True, name="stun")
+        self._thread.start()
+
+    @staticmethod
+    def _response(data, addr):
+        """A Binding success response with MAPPED-ADDRESS.  The 16 bytes
+        after the length are echoed: libnice's gathering speaks RFC 3489
+        (a 128-bit transaction id, no magic cookie), Janus's start-up test
+        RFC 5389 (cookie + 96-bit id); both accept MAPPED-ADDRESS."""
+        import socket
+        import struct
+        if len(data) < 20 or struct.unpack("!H", data[:2])[0] != 0x0001:
+            return None
+        ip, port = addr
+        attr = struct.pack("!HHBBH", 0x0001, 8, 0, 0x01, port) + socket.inet_aton(ip)
+        return struct.pack("!HH", 0x0101, len(attr)) + data[4:20] + attr
+
+    def _serve(self):
+        import heapq
+        import select
+        due = []    # (monotonic time to answer, seq, response, address)
+        seq = 0
+        while not self._stop.is_set():
+            now = time.monotonic()
+            while due and due[0][0] <= now:
+                _, _, resp, addr = heapq.heappop(due)
+                try:
+                    self.sock.sendto(resp, addr)
+                except OSError:
+                    pass
+            # wake up for the next answer due, or now and then to see _stop
+            wait = min(due[0][0] - now, 0.2) if due else 0.2
+            ready, _, _ = select.select([self.sock], [], [], max(wait, 0))
+            if not ready:
+                continue
+            try:
+                data, addr = self.sock.recvfrom(2048)
+            except OSError:
+                continue
+            resp = self._response(data, addr)
+            if resp is not None:
+                self.requests += 1
+                seq += 1
+                heapq.heappush(due, (time.monotonic() + self.delay, seq, resp, addr))
+
+    def close(self):
+        self._stop.set()
+        self._thread.join(5)
+        self.sock.close()

@@ -721,6 +721,12 @@ import events_tests  # noqa: E402
 
 TESTS.extend(events_tests.TESTS)
 
+# Many offers at once: a room with many waiting viewers goes live (own Janus
+# each, with a delayed STUN server)
+import offers_tests  # noqa: E402
+
+TESTS.extend(offers_tests.TESTS)
+
 
 # ---------------------------------------------------------------------------
 # Runner

@@ -153,7 +153,18 @@ int main(void) {
 	is_int(g.billing_interval, 2, "billing_interval read");
 	is_int((int)g.spool_max_bytes, 100000, "spool_max_bytes read");
 	is_int(g.tip_timeout, 30, "tip_timeout defaults to 30 s");
+	is_int(g.offer_threads, 4, "offer_threads defaults to 4");
 	paystream_general_clear(&g);
+	json_decref(entry);
+
+	/* The threads that push offers: 0 (the caller's thread) to 64. */
+	entry = load("{\"offer_threads\": \"0\"}");
+	is_int(paystream_general_from_config(entry, &g, error, sizeof(error)), 0, "offer_threads 0 accepted");
+	is_int(g.offer_threads, 0, "offer_threads 0 read");
+	json_decref(entry);
+	entry = load("{\"offer_threads\": \"65\"}");
+	is_int(paystream_general_from_config(entry, &g, error, sizeof(error)), PAYSTREAM_ERROR_INVALID_ELEMENT, "offer_threads 65 refused");
+	ok(strstr(error, "offer_threads") != NULL, "the error names offer_threads");
 	json_decref(entry);
 	return done_testing();
 }
