@@ -18,6 +18,8 @@ import fractions
 import json
 import os
 import random
+import resource
+import shutil
 import signal
 import string
 import subprocess
@@ -74,6 +76,15 @@ def short(obj, limit=400):
 # ---------------------------------------------------------------------------
 # Janus process
 # ---------------------------------------------------------------------------
+
+def _allow_core_dump():
+    """In Janus's child process: let a crash leave a core file (see
+    JanusServer.crash_report)."""
+    try:
+        resource.setrlimit(resource.RLIMIT_CORE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+    except (ValueError, OSError):
+        pass
+
 
 class JanusServer:
     """A private Janus instance.  `workdir` holds every config file, the
@@ -226,7 +237,7 @@ cors: {
             [JANUS_BIN, "-C", os.path.join(self.workdir, "janus.jcfg"),
              "-F", self.workdir],
             stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._err,
-            env=env, cwd=self.workdir, start_new_session=True)
+            env=env, cwd=self.workdir, start_new_session=True, preexec_fn=_allow_core_dump)
         end = time.monotonic() + deadline
         last = None
         while time.monotonic() < end:
@@ -283,6 +294,26 @@ cors: {
                 f.close()
         self._log = self._err = None
         return rc
+
+    def crash_report(self, lines=100):
+        """After Janus died of a signal: the threads' backtraces from its core
+        file (in the workdir where the kernel's core_pattern is a plain
+        name), read with gdb; the core is removed. Empty when there is none."""
+        cores = sorted(f for f in os.listdir(self.workdir) if f == "core" or f.startswith("core."))
+        if not cores or not shutil.which("gdb"):
+            return ""
+        path = os.path.join(self.workdir, cores[-1])
+        try:
+            # the crashing thread first, then every thread
+            out = subprocess.run(["gdb", "-batch", "-nx", "-ex", "bt 20", "-ex", "thread apply all bt 8",
+                                  JANUS_BIN, path],
+                                 capture_output=True, text=True, timeout=120).stdout
+        except (OSError, subprocess.SubprocessError) as e:
+            out = f"gdb failed: {e}"
+        finally:
+            os.unlink(path)
+        keep = [ln for ln in out.splitlines() if ln.startswith(("Thread", "#", "Program terminated"))]
+        return "backtraces from the core file:\n" + "\n".join(keep[:lines])
 
     def death_reason(self):
         if self.proc is None:

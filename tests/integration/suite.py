@@ -775,7 +775,7 @@ class Runner:
         rep = srv.sanitizer_report(since)
         if alive and (rc != 0 or rep):
             self.shutdown_problems.append(
-                f"shared janus ({srv.workdir}) exit code {rc} on SIGTERM; {rep or ''}")
+                f"shared janus ({srv.workdir}) exit code {rc} on SIGTERM; {rep or ''}{srv.crash_report()}")
 
     async def own_server(self, ctx, plugin_config, workdir, **server_kw):
         self.stop_shared()
@@ -822,6 +822,10 @@ class Runner:
                 rc = s.stop()   # a private server: stop it before reading its logs
                 if rc not in (0, None) and not dead:
                     err = (err + "; " if err else "") + f"janus exited with code {rc} on SIGTERM"
+                if rc not in (0, None) or dead:
+                    crash = s.crash_report()
+                    if crash:
+                        err += "\n" + crash
             rep = s.sanitizer_report(since)
             if rep:
                 err = (err + "; " if err else "") + "sanitizer report in janus output:\n" + rep
