@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import signal
+import sqlite3
 import subprocess
 import tempfile
 import threading
@@ -423,6 +424,108 @@ class UsageTests(Base):
         self.assertEqual(self.s.balance(self.viewer), 950)
 
 
+class BatchTests(Base):
+    """How one batch is applied: record by record in order, in one transaction."""
+
+    def usage_entries(self, account):
+        return [e for e in self.s.get("/admin/ledger?account=" + account)[1]["entries"] if e["kind"] == "usage"]
+
+    def test_new_and_duplicate_records_mixed_bill_only_the_new_once(self):
+        self.s.fund(self.viewer, 1000)
+        v = Viewing(self.viewer, self.room, price=3)
+        start, t1, t2 = v.start(), v.tick(), v.tick(2)
+        self.assertEqual(self.s.signed("usage", batch(start, t1))[0], 200)
+        t3, t4 = v.tick(), v.tick(4)
+        # seen before (start, t1), new (t2, t3, t4), and t3 twice in the batch itself
+        st, body, _, _ = self.s.signed("usage", batch(t1, t2, start, t3, t3, t4))
+        self.assertEqual((st, body["accepted"], body["duplicates"]), (200, 3, 3))
+        self.assertEqual(self.s.balance(self.viewer), 1000 - 3 * (1 + 2 + 1 + 4))
+        refs = [e["ref"] for e in self.usage_entries(self.viewer)]
+        self.assertEqual(refs, [t["record_id"] for t in (t1, t2, t3, t4)])
+        self.assertEqual([e["ref"] for e in self.usage_entries("room:" + self.room)], refs)
+        session = {x["session"]: x for x in self.s.get("/admin/sessions")[1]["sessions"]}[v.session]
+        self.assertEqual((session["billed_seconds"], session["billed_amount"]), (8, 24))
+        self.assertLedgerConsistent()
+
+    def test_records_of_a_session_never_started(self):
+        self.s.fund(self.viewer, 1000)
+        v = Viewing(self.viewer, self.room, price=4)
+        st, body, _, _ = self.s.signed("usage", batch(v.tick(2), v.tick()))
+        self.assertEqual((st, body["accepted"], body["stop"]), (200, 2, []))
+        self.assertEqual(self.s.balance(self.viewer), 1000 - 12)
+        self.assertIn("session %s: tick before its session_start" % v.session, self.s.log())
+        sessions = {x["session"]: x for x in self.s.get("/admin/sessions")[1]["sessions"]}
+        s = sessions[v.session]
+        self.assertEqual((s["room"], s["viewer"], s["instance"]), (self.room, self.viewer, "janus-test"))
+        self.assertEqual((s["price_per_second"], s["billed_seconds"], s["billed_amount"]), (None, 3, 12))
+        # its session_start comes late: it sets the price; an end alone opens and closes one
+        w = Viewing(self.viewer, self.room)
+        self.s.signed("usage", batch(v.start(), w.end(seconds=0, amount=0)))
+        sessions = {x["session"]: x for x in self.s.get("/admin/sessions")[1]["sessions"]}
+        self.assertEqual(sessions[v.session]["price_per_second"], 4)
+        self.assertEqual((sessions[w.session]["reason"], sessions[w.session]["mismatch"]), ("left", 0))
+        self.assertIsNotNone(sessions[w.session]["ended_ms"])
+        self.assertLedgerConsistent()
+
+    def test_tick_after_the_end_is_charged_and_totals_checked_again(self):
+        self.s.fund(self.viewer, 1000)
+        before = self.s.stats()["mismatches"]
+        v = Viewing(self.viewer, self.room)
+        start, t1, end = v.start(), v.tick(), v.end()
+        self.s.signed("usage", batch(start, t1, end))
+        self.assertEqual(self.s.stats()["mismatches"], before)
+        st, body, _, _ = self.s.signed("usage", batch(v.tick()))
+        self.assertEqual((st, body["accepted"]), (200, 1))
+        self.assertEqual(self.s.balance(self.viewer), 980)
+        self.assertEqual(self.s.stats()["mismatches"], before + 1)
+        # the same in one batch, and a late tick that makes the totals right again
+        w = Viewing(self.viewer, self.room)
+        ws, w1 = w.start(), w.tick()
+        self.s.signed("usage", batch(ws, w1, w.end(seconds=2, amount=20)))
+        self.assertEqual(self.s.stats()["mismatches"], before + 2)
+        self.s.signed("usage", batch(w.tick()))
+        self.assertEqual(self.s.stats()["mismatches"], before + 1)
+        self.assertLedgerConsistent()
+
+    def test_stop_list_over_several_viewers_in_one_batch(self):
+        rich, poor = uid("rich"), uid("poor")
+        self.s.fund(rich, 1000)
+        self.s.fund(poor, 15)
+        a, b = Viewing(rich, self.room, price=10), Viewing(rich, self.room, price=10)
+        c, d = Viewing(poor, self.room, price=10), Viewing(poor, self.room, price=5)
+        ended = Viewing(poor, self.room, price=10)
+        st, body, _, _ = self.s.signed("usage", batch(
+            a.start(), c.start(), d.start(), b.start(), ended.start(), ended.end(), a.tick(), c.tick()))
+        self.assertEqual(st, 200)
+        # poor has 5 left: below c's price (10), not below d's (5); ended sessions are not listed
+        self.assertEqual(body["stop"], [{"session": c.session, "reason": "insufficient_funds"}])
+        st, body, _, _ = self.s.signed("usage", batch(d.tick(), b.tick()))
+        self.assertEqual(body["stop"], sorted([{"session": c.session, "reason": "insufficient_funds"},
+                                               {"session": d.session, "reason": "insufficient_funds"}],
+                                              key=lambda x: x["session"]))
+        self.assertEqual((self.s.balance(rich), self.s.balance(poor)), (980, 0))
+
+    def test_fingerprint_is_the_canonical_body_without_sent_at(self):
+        """The stored fingerprint is exactly what docs/BILLING.md describes (and what
+        databases written by earlier versions hold), extra top-level fields included."""
+        v = Viewing(self.viewer, self.room)
+        b = dict(batch(v.start(), v.tick(), {"type": "future_thing", "record_id": uid("r"), "x": [1, "é"]}),
+                 aaa={"records": 1}, zzz="\u00e9")
+        self.assertEqual(self.s.signed("usage", b)[0], 200)
+        canonical = json.dumps({k: x for k, x in b.items() if k != "sent_at"}, separators=(",", ":"),
+                               sort_keys=True).encode()
+        db = sqlite3.connect("file:%s?mode=ro" % self.s.db, uri=True)
+        try:
+            row = db.execute("SELECT fingerprint FROM idempotency WHERE endpoint = 'usage' AND key = ?",
+                             (b["batch_id"],)).fetchone()
+            texts = [r[0] for r in db.execute("SELECT json FROM records WHERE batch_id = ? ORDER BY rowid",
+                                              (b["batch_id"],))]
+        finally:
+            db.close()
+        self.assertEqual(row[0], hashlib.sha256(canonical).hexdigest())
+        self.assertEqual(texts, [json.dumps(r, separators=(",", ":"), sort_keys=True) for r in b["records"]])
+
+
 class TipTests(Base):
     def test_tip_accepted_moves_money(self):
         self.s.fund(self.viewer, 100)
@@ -632,6 +735,68 @@ class ProcessTests(unittest.TestCase):
                 self.assertEqual(again.signed("tips", t)[0], 200)
                 self.assertEqual(again.balance("alice"), 380)
                 self.assertEqual(again.balance("room:x"), 120)
+            finally:
+                again.stop()
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def test_a_1000_record_batch_is_one_transaction(self):
+        """Killed (SIGKILL) as soon as it holds the write lock for a 1000-record batch, the
+        service applied none of it; killed (in a second run) right after its first commit
+        for the batch, all of it (a commit in the middle would leave a part). Either way the
+        re-send is then applied exactly once."""
+        for late in (False, True):
+            with self.subTest(late=late):
+                self.crash_inside_a_batch(late)
+
+    def crash_inside_a_batch(self, late):
+        tmp = tempfile.mkdtemp(prefix="paystream-billing-test-")
+        try:
+            svc = Service(tmp, "--fund", "alice=100000")
+            views = [Viewing("alice", "x", price=2) for _ in range(100)]
+            b = batch(*[v.start() for v in views], *[v.tick() for _ in range(9) for v in views])
+            self.assertEqual(len(b["records"]), 1000)
+            probe = sqlite3.connect(svc.db, timeout=0, isolation_level=None)
+            outcome = []
+
+            def send():
+                try:
+                    outcome.append(svc.signed("usage", b)[0])
+                except (http.client.HTTPException, ConnectionError) as e:
+                    outcome.append(e)
+            sender = threading.Thread(target=send)
+            sender.start()
+            while True:           # until the service holds the write lock: inside the transaction
+                try:
+                    probe.execute("BEGIN IMMEDIATE")
+                    probe.execute("ROLLBACK")
+                except sqlite3.OperationalError:
+                    break
+                self.assertTrue(sender.is_alive(), "answered before its transaction was seen: %r" % outcome)
+            version = probe.execute("PRAGMA data_version").fetchone()[0]
+            while late and probe.execute("PRAGMA data_version").fetchone()[0] == version:
+                pass              # until the service commits (data_version: another connection did)
+            svc.proc.kill()
+            svc.proc.wait()
+            sender.join()
+            probe.close()
+            svc.stop()
+            again = Service(tmp, db=svc.db)
+            try:
+                entries = len(again.get("/admin/ledger?account=alice")[1]["entries"])
+                sessions = len(again.get("/admin/sessions")[1]["sessions"])
+                db = sqlite3.connect("file:%s?mode=ro" % svc.db, uri=True)
+                records = db.execute("SELECT COUNT(*) FROM records").fetchone()[0]
+                db.close()
+                applied = (again.balance("alice"), entries, sessions, records)
+                nothing, everything = (100000, 1, 0, 0), (100000 - 1800, 1 + 900, 100, 1000)
+                # (early: all of it only if the kill landed in the last microseconds of the commit)
+                self.assertIn(applied, [everything] if late else [nothing, everything], outcome)
+                st, body, _, _ = again.signed("usage", b)
+                self.assertEqual((st, body["accepted"] + body["duplicates"]), (200, 1000))
+                self.assertEqual(again.balance("alice"), 100000 - 1800)
+                self.assertEqual(again.balance("room:x"), 1800)
+                self.assertTrue(again.stats()["ledger"]["consistent"])
             finally:
                 again.stop()
         finally:
