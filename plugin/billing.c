@@ -441,6 +441,7 @@ int paystream_billing_start(const paystream_general_settings *general, const pay
 		g_snprintf(error, errlen, "cannot open the spool in %s: %s", general->spool_dir,
 			gerror ? gerror->message : "unknown error");
 		g_clear_error(&gerror);
+		paystream_spool_report_clear(&report);
 		return -1;
 	}
 	if(report.dropped_bytes > 0) {

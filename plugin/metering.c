@@ -417,3 +417,21 @@ void paystream_metering_flush(void) {
 	paystream_backlog_flush();
 	paystream_billing_commit();
 }
+
+void paystream_metering_deinit(void) {
+	g_mutex_lock(&paystream_backlog_mutex);
+	GString *left = paystream_backlog;
+	paystream_backlog = NULL;
+	g_mutex_unlock(&paystream_backlog_mutex);
+	if(left == NULL)
+		return;
+	if(left->len > 0) {
+		/* Refused by a full or broken spool until the end: never on disk. */
+		guint records = 0;
+		for(gsize i = 0; i < left->len; i++)
+			records += left->str[i] == '\n';
+		JANUS_LOG(LOG_ERR, "[paystream] %u usage record(s) could not be spooled before shutdown and are lost "
+			"(the spool was full or broken; see the spool_error event)\n", records);
+	}
+	g_string_free(left, TRUE);
+}

@@ -69,5 +69,8 @@ void paystream_ticker_stop(void);
 /* Spool what the backlog holds and commit (at shutdown, after the last
  * sessions were finished). */
 void paystream_metering_flush(void);
+/* At plugin destroy, after the last flush: free the backlog, and log the
+ * records a full or broken spool never took. */
+void paystream_metering_deinit(void);
 
 #endif

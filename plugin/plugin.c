@@ -215,6 +215,7 @@ static void paystream_destroy_plugin(void) {
 	paystream_push_threads_stop();
 	paystream_finish_all_sessions();
 	paystream_billing_stop();
+	paystream_metering_deinit();
 	paystream_tips_deinit();
 	paystream_rooms_deinit();
 	paystream_sessions_deinit();
