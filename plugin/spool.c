@@ -672,7 +672,7 @@ paystream_spool *paystream_spool_open(const char *dir, guint64 max_bytes, paystr
 	}
 	if(map != NULL)
 		g_mapped_file_unref(map);
-	const char *failed = rc == PAYSTREAM_SPOOL_ERR_IO ? "cannot save the unreadable tail" : "journal of a newer version";
+	const char *failed = rc == PAYSTREAM_SPOOL_ERR_IO ? "cannot save the unreadable tail" : "a journal of another format version (docs/BILLING.md, The spool on disk)";
 	if(rc == PAYSTREAM_SPOOL_OK && paystream_spool_rewrite(s) != PAYSTREAM_SPOOL_OK) {
 		rc = PAYSTREAM_SPOOL_ERR_IO;
 		failed = "cannot compact";
