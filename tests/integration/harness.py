@@ -264,18 +264,22 @@ cors: {
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
 
-    def kill9(self, deadline=10.0):
-        """SIGKILL (a crash: no clean-up by the plugin); returns the exit code."""
-        if self.proc is None:
-            return None
-        self.proc.kill()
-        rc = self.proc.wait(timeout=deadline)
+    def _exited(self, rc):
+        """Janus has exited with rc: forget the process, close its log files."""
         self.proc = None
         for f in (self._log, self._err):
             if f:
                 f.close()
         self._log = self._err = None
         return rc
+
+    def kill9(self, deadline=10.0):
+        """SIGKILL (a crash: no clean-up by the plugin); returns the exit code."""
+        if self.proc is None:
+            return None
+        self.proc.kill()
+        rc = self.proc.wait(timeout=deadline)
+        return self._exited(rc)
 
     def stop(self, deadline=10.0):
         if self.proc is None:
@@ -288,12 +292,7 @@ cors: {
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 rc = self.proc.wait(timeout=deadline)
-        self.proc = None
-        for f in (self._log, self._err):
-            if f:
-                f.close()
-        self._log = self._err = None
-        return rc
+        return self._exited(rc)
 
     def crash_report(self, lines=100):
         """After Janus died of a signal: the threads' backtraces from its core
