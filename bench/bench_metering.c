@@ -5,8 +5,8 @@
  * way plugin/metering.c (the ticker) and plugin/billing.c (the usage thread)
  * drive it, one simulated second after the other, as fast as it can:
  *
- *   tick     for every viewer: read-and-clear its media flag (atomic
- *            exchange, as the ticker does) and paystream_meter_tick()
+ *   tick     for every viewer: read-and-clear its media flag (as the
+ *            ticker does) and paystream_meter_tick()
  *   records  for every viewer whose billing_interval is up:
  *            paystream_meter_take_record() + paystream_record_tick() into
  *            the backlog buffer under its mutex (as the ticker does, under
@@ -110,8 +110,11 @@ static __attribute__((noinline)) void bench_phase_tick(bench_viewer **v, guint n
 			.started = TRUE,
 			.paused = FALSE,
 			.performer_live = TRUE,
-			.media_relayed = __atomic_exchange_n(&viewer->media_relayed, 0, __ATOMIC_RELAXED),
+			.media_relayed = __atomic_load_n(&viewer->media_relayed, __ATOMIC_RELAXED),
 		};
+		/* As metering.c: cleared only when set (both sides hold the room's mutex there). */
+		if(c.media_relayed)
+			__atomic_store_n(&viewer->media_relayed, 0, __ATOMIC_RELAXED);
 		if(paystream_meter_tick(&viewer->meter, &c, now_ms)) {
 			bench_usage_seconds++;
 			bench_usage_amount += viewer->meter.price_per_second;
@@ -338,6 +341,7 @@ int main(int argc, char **argv) {
 	printf("%-6s %9s %8s %8s %8s %9s %8s %8s %8s %8s %9s %9s\n", "run", "records", "tick", "records",
 		"commit", "beg_batch", "body", "sign", "ack", "compact", "TOTAL", "TOTALcpu");
 	double (*vals)[PH_N + 2] = g_malloc0(sizeof(double[PH_N + 2]) * runs);
+	double (*cpus)[PH_N] = g_malloc0(sizeof(double[PH_N]) * runs);
 	for(guint r = 0; r < runs; r++) {
 		bench_run run;
 		bench_one_run(base, n, seconds, per_room, &run);
@@ -345,6 +349,7 @@ int main(int argc, char **argv) {
 		double total = 0, total_cpu = 0;
 		for(int p = 0; p < PH_N; p++) {
 			vals[r][p] = run.ph[p].wall / vs;
+			cpus[r][p] = run.ph[p].cpu / vs;
 			total += run.ph[p].wall;
 			total_cpu += run.ph[p].cpu;
 		}
@@ -377,7 +382,14 @@ int main(int argc, char **argv) {
 		static const char *const extra[] = { "total", "total_cpu" };
 		printf(" %s=%.1f", p < PH_N ? phase_names[p] : extra[p - PH_N], bench_median(col, (int)MIN(runs, 64)));
 	}
+	/* Each phase's thread CPU too (the fdatasync waits left out). */
+	for(int p = 0; p < PH_N; p++) {
+		for(guint r = 0; r < runs; r++)
+			col[r] = cpus[r][p];
+		printf(" %s_cpu=%.1f", phase_names[p], bench_median(col, (int)MIN(runs, 64)));
+	}
 	printf("\n");
 	g_free(vals);
+	g_free(cpus);
 	return 0;
 }

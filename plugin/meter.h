@@ -5,8 +5,8 @@
  * billable only if ALL held: the PeerConnection was up, the viewer was
  * started (not waiting, not offered), not paused, the performer was live,
  * and the relay actually sent media to this viewer in that second (the relay
- * raises a flag per packet; the ticker reads and clears it each tick, e.g.
- * with g_atomic_int_exchange). A billable second adds price_per_second to the
+ * raises a flag per packet; the ticker reads and clears it each tick, under
+ * the room's mutex that the relay holds too). A billable second adds price_per_second to the
  * totals and to the pending span; paystream_meter_take_record() turns the
  * pending span into a record (for the spool, spool.h) and starts a new one,
  * so the records of a session always add up exactly to its totals.

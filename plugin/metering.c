@@ -265,6 +265,16 @@ void paystream_metering_currency_changed_locked(paystream_room *room, const char
 	room->usage_amount = paystream_take_other(&room->usage_other, room->settings.currency);
 }
 
+/* Whether the relay sent this viewer media since the last tick, clearing
+ * the flag. Both sides hold the room's mutex (relay.c), so this needs no
+ * atomic exchange, only accesses the compiler keeps. */
+static gboolean paystream_take_media_relayed(paystream_viewer *viewer) {
+	if(!__atomic_load_n(&viewer->media_relayed, __ATOMIC_RELAXED))
+		return FALSE;
+	__atomic_store_n(&viewer->media_relayed, 0, __ATOMIC_RELAXED);
+	return TRUE;
+}
+
 static void paystream_tick_viewer_locked(paystream_viewer *viewer, gboolean live, gint64 now_ms,
 		paystream_outbox *box) {
 	paystream_room *room = viewer->room;
@@ -273,7 +283,7 @@ static void paystream_tick_viewer_locked(paystream_viewer *viewer, gboolean live
 		.started = viewer->state.phase == PAYSTREAM_VIEWER_STARTED,
 		.paused = viewer->state.paused,
 		.performer_live = live,
-		.media_relayed = __atomic_exchange_n(&viewer->media_relayed, 0, __ATOMIC_RELAXED),
+		.media_relayed = paystream_take_media_relayed(viewer),
 	};
 	/* (Written so that a huge exp cannot overflow.) */
 	if(now_ms / 1000 - PAYSTREAM_TOKEN_LEEWAY >= viewer->token_exp) {

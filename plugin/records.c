@@ -4,6 +4,8 @@
 #include <string.h>
 #include <jansson.h>
 
+#include "digits.h"
+
 char *paystream_record_quote(const char *s) {
 	char *valid = g_utf8_make_valid(s != NULL ? s : "", -1);
 	json_t *string = json_string(valid);
@@ -22,9 +24,15 @@ void paystream_record_source_init(paystream_record_source *src, const paystream_
 	src->session = g_strndup(session + 1, strlen(session) - 2);
 	src->ids = g_strdup_printf("\"session\":%s,\"room\":%s,\"viewer\":%s", session, room, viewer);
 	src->currency = paystream_record_quote(currency);
+	src->tick_head = g_strdup_printf("{\"type\":\"tick\",\"record_id\":\"%s:", src->session);
+	src->tick_ids = g_strdup_printf("\",%s,\"start\":", src->ids);
+	src->tick_tail = g_strdup_printf(",\"currency\":%s}", src->currency);
 	src->session_len = strlen(src->session);
 	src->ids_len = strlen(src->ids);
 	src->currency_len = strlen(src->currency);
+	src->tick_head_len = strlen(src->tick_head);
+	src->tick_ids_len = strlen(src->tick_ids);
+	src->tick_tail_len = strlen(src->tick_tail);
 	g_free(session);
 	g_free(room);
 	g_free(viewer);
@@ -34,6 +42,9 @@ void paystream_record_source_clear(paystream_record_source *src) {
 	g_free(src->session);
 	g_free(src->ids);
 	g_free(src->currency);
+	g_free(src->tick_head);
+	g_free(src->tick_ids);
+	g_free(src->tick_tail);
 	memset(src, 0, sizeof(*src));
 }
 
@@ -59,39 +70,26 @@ static char *paystream_record_put(char *p, const char *text, gsize len) {
 	return p + len;
 }
 
-static char *paystream_record_put_int(char *p, gint64 value) {
-	char digits[24];
-	int i = (int)sizeof(digits);
-	guint64 n = value < 0 ? -(guint64)value : (guint64)value;
-	do {
-		digits[--i] = (char)('0' + n % 10);
-		n /= 10;
-	} while(n > 0);
-	if(value < 0)
-		digits[--i] = '-';
-	return paystream_record_put(p, digits + i, sizeof(digits) - (gsize)i);
-}
-
-/* {"type":"<type>","record_id":"<session>:<suffix or seq>",<ids> */
+/* {"type":"<type>","record_id":"<session>:<suffix>",<ids> (session_start, session_end) */
 static char *paystream_record_begin(char *p, const paystream_record_source *src, const char *type,
-		const char *suffix, guint64 seq) {
+		const char *suffix) {
 	p = PAYSTREAM_RECORD_PUT(p, "{\"type\":\"");
 	p = paystream_record_put(p, type, strlen(type));
 	p = PAYSTREAM_RECORD_PUT(p, "\",\"record_id\":\"");
 	p = paystream_record_put(p, src->session, src->session_len);
 	*p++ = ':';
-	p = suffix != NULL ? paystream_record_put(p, suffix, strlen(suffix)) : paystream_record_put_int(p, (gint64)seq);
+	p = paystream_record_put(p, suffix, strlen(suffix));
 	p = PAYSTREAM_RECORD_PUT(p, "\",");
 	return paystream_record_put(p, src->ids, src->ids_len);
 }
 
 void paystream_record_session_start(GString *out, const paystream_record_source *src, gint64 at_ms,
 		gint64 price_per_second) {
-	char *p = paystream_record_begin(paystream_record_reserve(out, src, 0), src, "session_start", "start", 0);
+	char *p = paystream_record_begin(paystream_record_reserve(out, src, 0), src, "session_start", "start");
 	p = PAYSTREAM_RECORD_PUT(p, ",\"at\":");
-	p = paystream_record_put_int(p, at_ms);
+	p = paystream_digits_i64(p, at_ms);
 	p = PAYSTREAM_RECORD_PUT(p, ",\"price_per_second\":");
-	p = paystream_record_put_int(p, price_per_second);
+	p = paystream_digits_i64(p, price_per_second);
 	p = PAYSTREAM_RECORD_PUT(p, ",\"currency\":");
 	p = paystream_record_put(p, src->currency, src->currency_len);
 	*p++ = '}';
@@ -99,16 +97,18 @@ void paystream_record_session_start(GString *out, const paystream_record_source 
 }
 
 void paystream_record_tick(GString *out, const paystream_record_source *src, const paystream_meter_record *r) {
-	char *p = paystream_record_begin(paystream_record_reserve(out, src, 0), src, "tick", NULL, r->seq);
-	p = PAYSTREAM_RECORD_PUT(p, ",\"start\":");
-	p = paystream_record_put_int(p, r->start_ms);
+	gsize at = out->len;
+	g_string_set_size(out, at + src->tick_head_len + src->tick_ids_len + src->tick_tail_len +
+		sizeof(",\"seconds\":,\"amount\":") + 4 * (PAYSTREAM_DIGITS_MAX + 1));
+	char *p = paystream_record_put(out->str + at, src->tick_head, src->tick_head_len);
+	p = paystream_digits_u64(p, r->seq);
+	p = paystream_record_put(p, src->tick_ids, src->tick_ids_len);
+	p = paystream_digits_i64(p, r->start_ms);
 	p = PAYSTREAM_RECORD_PUT(p, ",\"seconds\":");
-	p = paystream_record_put_int(p, r->seconds);
+	p = paystream_digits_i64(p, r->seconds);
 	p = PAYSTREAM_RECORD_PUT(p, ",\"amount\":");
-	p = paystream_record_put_int(p, r->amount);
-	p = PAYSTREAM_RECORD_PUT(p, ",\"currency\":");
-	p = paystream_record_put(p, src->currency, src->currency_len);
-	*p++ = '}';
+	p = paystream_digits_i64(p, r->amount);
+	p = paystream_record_put(p, src->tick_tail, src->tick_tail_len);
 	paystream_record_done(out, p);
 }
 
@@ -116,11 +116,11 @@ void paystream_record_session_end(GString *out, const paystream_record_source *s
 		const char *reason) {
 	char *quoted = paystream_record_quote(reason);
 	gsize quoted_len = strlen(quoted);
-	char *p = paystream_record_begin(paystream_record_reserve(out, src, quoted_len), src, "session_end", "end", 0);
+	char *p = paystream_record_begin(paystream_record_reserve(out, src, quoted_len), src, "session_end", "end");
 	p = PAYSTREAM_RECORD_PUT(p, ",\"seconds\":");
-	p = paystream_record_put_int(p, m->total_seconds);
+	p = paystream_digits_i64(p, m->total_seconds);
 	p = PAYSTREAM_RECORD_PUT(p, ",\"amount\":");
-	p = paystream_record_put_int(p, m->total_amount);
+	p = paystream_digits_i64(p, m->total_amount);
 	p = PAYSTREAM_RECORD_PUT(p, ",\"currency\":");
 	p = paystream_record_put(p, src->currency, src->currency_len);
 	p = PAYSTREAM_RECORD_PUT(p, ",\"reason\":");

@@ -24,12 +24,17 @@ typedef struct paystream_record_ids {
 	const char *viewer;
 } paystream_record_ids;
 
-/* A session's identity as JSON text, made once. */
+/* A session's identity as JSON text, made once. A tick record, the one
+ * written every billing interval, is tick_head, its seq, tick_ids, four
+ * numbers and tick_tail: three copies and the digits. */
 typedef struct paystream_record_source {
 	char *session;		/* the session id as JSON string content (no quotes) */
 	char *ids;			/* "session":"...","room":"...","viewer":"..." */
 	char *currency;		/* "..." (with the quotes) */
-	gsize session_len, ids_len, currency_len;
+	char *tick_head;	/* {"type":"tick","record_id":"<session>: */
+	char *tick_ids;		/* ",<ids>,"start": */
+	char *tick_tail;	/* ,"currency":"..."} */
+	gsize session_len, ids_len, currency_len, tick_head_len, tick_ids_len, tick_tail_len;
 } paystream_record_source;
 
 void paystream_record_source_init(paystream_record_source *src, const paystream_record_ids *ids, const char *currency);

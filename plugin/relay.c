@@ -171,9 +171,12 @@ void paystream_relay_rtp(paystream_performer *performer, janus_plugin_rtp *packe
 			header->type = video ? viewer->video_pt : viewer->audio_pt;
 			paystream_gateway->relay_rtp(viewer->session->handle, &out);
 		}
-		/* Metering counts a second only if media really went out. */
-		if(relayed)
-			g_atomic_int_set(&viewer->media_relayed, 1);
+		/* Metering counts a second only if media really went out. The
+		 * ticker reads and clears the flag under the same room mutex, so
+		 * plain relaxed accesses do: no fence per packet, and the line is
+		 * written once a second, not once a packet. */
+		if(relayed && !__atomic_load_n(&viewer->media_relayed, __ATOMIC_RELAXED))
+			__atomic_store_n(&viewer->media_relayed, 1, __ATOMIC_RELAXED);
 		/* Restore what the next viewer's context expects to see. */
 		header->ssrc = ssrc;
 		header->timestamp = timestamp;

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "checksum.h"
+#include "digits.h"
 
 #define PAYSTREAM_SPOOL_FILE "paystream.spool"
 #define PAYSTREAM_SPOOL_VERSION 2
@@ -18,10 +19,25 @@
 /* Seqs stay far from any overflow, whatever a journal says. */
 #define PAYSTREAM_SPOOL_MAX_SEQ ((guint64)G_MAXINT64 / 2)
 
-/* A record: its seq and JSON text, in one allocation. Records are chained
- * in seq order: the pending ones, and each batch's. */
+/* Records' memory: records are appended one after the other into slabs
+ * of PAYSTREAM_SPOOL_SLAB_BYTES (a bigger record gets a slab of its own),
+ * and a slab is freed when its last record is acked and it is no longer
+ * the one being filled: one allocation per slab instead of one per record,
+ * and records sent together lie next to each other. */
+#define PAYSTREAM_SPOOL_SLAB_BYTES (256 * 1024)
+
+typedef struct paystream_spool_slab {
+	gsize used, size;
+	guint live;				/* records in it not yet freed */
+	gboolean retired;		/* no longer filled: freed with its last record */
+	char data[];
+} paystream_spool_slab;
+
+/* A record: its seq and JSON text (NUL-terminated), in a slab. Records are
+ * chained in seq order: the pending ones, and each batch's. */
 typedef struct paystream_spool_rec {
 	struct paystream_spool_rec *next;
+	paystream_spool_slab *slab;
 	guint64 seq;
 	gsize len;
 	char text[];
@@ -59,6 +75,7 @@ struct paystream_spool {
 	GQueue batches;			/* batch, oldest first */
 	GHashTable *tip_by_id;	/* id -> tip (owned) */
 	GQueue tips;
+	paystream_spool_slab *slab;	/* where the next record goes */
 };
 
 G_DEFINE_QUARK(paystream-spool-error-quark, paystream_spool_error)
@@ -89,11 +106,21 @@ void paystream_spool_report_clear(paystream_spool_report *report) {
 	memset(report, 0, sizeof(*report));
 }
 
+static void paystream_spool_slab_retire(paystream_spool_slab *slab) {
+	if(slab == NULL)
+		return;
+	slab->retired = TRUE;
+	if(slab->live == 0)
+		g_free(slab);
+}
+
 static void paystream_spool_chain_free(paystream_spool_chain *chain) {
 	paystream_spool_rec *rec = chain->head;
 	while(rec != NULL) {
 		paystream_spool_rec *next = rec->next;
-		g_free(rec);
+		paystream_spool_slab *slab = rec->slab;
+		if(--slab->live == 0 && slab->retired)
+			g_free(slab);
 		rec = next;
 	}
 	memset(chain, 0, sizeof(*chain));
@@ -150,15 +177,8 @@ static gsize paystream_spool_line_end(GString *out, gsize at) {
 
 /* Write " <n>" at p (at most 21 bytes); returns the end. */
 static char *paystream_spool_write_uint(char *p, guint64 n) {
-	char digits[24];
-	int i = (int)sizeof(digits);
-	do {
-		digits[--i] = (char)('0' + n % 10);
-		n /= 10;
-	} while(n > 0);
-	digits[--i] = ' ';
-	memcpy(p, digits + i, sizeof(digits) - (gsize)i);
-	return p + sizeof(digits) - (gsize)i;
+	*p++ = ' ';
+	return paystream_digits_u64(p, n);
 }
 
 static void paystream_spool_put_uint(GString *out, guint64 n) {
@@ -231,9 +251,10 @@ static gboolean paystream_spool_id_valid(const char *id, gsize len) {
 		memchr(id, '\0', len) == NULL;
 }
 
-/* What the spool accepts as a record: "{" ... "}" with no line break. */
+/* What the spool accepts as a record: "{" ... "}" (both callers cut text
+ * at line breaks, so it holds none). */
 static gboolean paystream_spool_record_valid(const char *text, gsize len) {
-	return len >= 2 && text[0] == '{' && text[len - 1] == '}' && memchr(text, '\n', len) == NULL;
+	return len >= 2 && text[0] == '{' && text[len - 1] == '}';
 }
 
 /* ---- state changes, shared by the API and the replay ---- */
@@ -249,7 +270,21 @@ static void paystream_spool_chain_push(paystream_spool_chain *chain, paystream_s
 }
 
 static void paystream_spool_add_rec(paystream_spool *s, guint64 seq, const char *text, gsize len) {
-	paystream_spool_rec *rec = g_malloc(sizeof(*rec) + len + 1);
+	gsize size = (sizeof(paystream_spool_rec) + len + 1 + 7) & ~(gsize)7;
+	paystream_spool_slab *slab = s->slab;
+	if(slab == NULL || slab->size - slab->used < size) {
+		paystream_spool_slab_retire(slab);
+		gsize bytes = MAX(PAYSTREAM_SPOOL_SLAB_BYTES, size);
+		slab = s->slab = g_malloc(sizeof(*slab) + bytes);
+		slab->used = 0;
+		slab->size = bytes;
+		slab->live = 0;
+		slab->retired = FALSE;
+	}
+	paystream_spool_rec *rec = (paystream_spool_rec *)(slab->data + slab->used);
+	slab->used += size;
+	slab->live++;
+	rec->slab = slab;
 	rec->seq = seq;
 	rec->len = len;
 	memcpy(rec->text, text, len);
@@ -592,6 +627,7 @@ static void paystream_spool_free(paystream_spool *s) {
 		close(s->lock_fd);	/* releases the flock */
 	g_hash_table_destroy(s->batch_by_id);
 	paystream_spool_chain_free(&s->pending);
+	paystream_spool_slab_retire(s->slab);
 	g_hash_table_destroy(s->tip_by_id);
 	g_queue_clear(&s->batches);
 	g_queue_clear(&s->tips);

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <jansson.h>
 
+#include "../../plugin/digits.h"
 #include "../../plugin/records.h"
 
 static const char *str(json_t *r, const char *k) {
@@ -93,6 +94,34 @@ int main(void) {
 	char *quoted = paystream_record_quote(NULL);
 	is_str(quoted, "\"\"", "NULL quotes as an empty string");
 	g_free(quoted);
+
+	/* The digit writer against printf, around every length boundary. */
+	gboolean digits_ok = TRUE;
+	for(int len = 1; len <= 20 && digits_ok; len++) {
+		guint64 p10 = 1;
+		for(int k = 1; k < len; k++)
+			p10 *= 10;
+		guint64 values[] = { p10 - 1, p10, p10 + 1, p10 * 5 + 3 };
+		for(size_t v = 0; v < G_N_ELEMENTS(values); v++) {
+			char buf[PAYSTREAM_DIGITS_MAX + 2], want[32];
+			*paystream_digits_u64(buf, values[v]) = '\0';
+			g_snprintf(want, sizeof(want), "%" G_GUINT64_FORMAT, values[v]);
+			if(strcmp(buf, want) != 0) {
+				diag("digits of %s: %s", want, buf);
+				digits_ok = FALSE;
+			}
+		}
+	}
+	ok(digits_ok, "unsigned digits match printf from 0 to 10^19 boundaries");
+	char dbuf[PAYSTREAM_DIGITS_MAX + 2];
+	*paystream_digits_u64(dbuf, G_MAXUINT64) = '\0';
+	is_str(dbuf, "18446744073709551615", "the largest guint64");
+	*paystream_digits_i64(dbuf, G_MININT64) = '\0';
+	is_str(dbuf, "-9223372036854775808", "the smallest gint64");
+	*paystream_digits_i64(dbuf, 0) = '\0';
+	is_str(dbuf, "0", "zero");
+	*paystream_digits_i64(dbuf, -42) = '\0';
+	is_str(dbuf, "-42", "a negative number");
 
 	paystream_meter_clear(&m);
 	g_string_free(out, TRUE);
