@@ -49,6 +49,7 @@ static guint paystream_failures;			/* consecutive failed usage calls */
 static guint paystream_inflight_records;	/* in the batch being sent */
 static gboolean paystream_spool_full;
 static gboolean paystream_spool_broken;	/* an fsync failed: the journal cannot be trusted until a restart */
+static guint paystream_spool_failed_writes;	/* consecutive failed writes (ERR_IO), 0: writing */
 
 gboolean paystream_billing_enabled(void) {
 	return paystream_billing_spool != NULL;
@@ -111,6 +112,76 @@ static guint paystream_retry_delay(guint attempt) {
 	guint32 r;
 	RAND_bytes((unsigned char *)&r, sizeof(r));
 	return paystream_backoff_delay_ms(attempt, PAYSTREAM_RETRY_BASE_MS, paystream_retry_max * 1000, r);
+}
+
+/* ---- the spool's health ------------------------------------------- */
+
+/* New priced sessions are refused while the spool is full, broken or
+ * failing to write (billing mutex held). */
+static gboolean paystream_accepting_locked(void) {
+	return !paystream_spool_full && !paystream_spool_broken && paystream_spool_failed_writes == 0;
+}
+
+static void paystream_spool_error_event(int rc) {
+	paystream_notify(NULL, "spool_error", NULL, json_pack("{sssI}", "error", paystream_spool_status_name(rc),
+		"spool_bytes", (json_int_t)paystream_spool_bytes(paystream_billing_spool)));
+}
+
+/* A spool call that writes returned rc: a commit (commit TRUE), or a batch
+ * or a tip. ERR_IO is transient: the spool cut the failed write back and
+ * keeps what it had buffered, so new priced sessions are refused only until
+ * a commit writes it. ERR_BROKEN (a failed flush) is for good, until a
+ * restart. Only commits move the transient state: a batch or tip line that
+ * could not be written is dropped again, so the buffer may be empty after
+ * it, and an empty commit proves nothing about the disk; a failed commit
+ * keeps its lines, so the next commit that succeeds wrote them. */
+static void paystream_spool_written(int rc, gboolean commit) {
+	/* A failed fsync answers ERR_IO once and ERR_BROKEN from then on: an
+	 * empty append asks which (it writes nothing, and answers BROKEN only). */
+	if(rc == PAYSTREAM_SPOOL_ERR_IO &&
+			paystream_spool_append_text(paystream_billing_spool, "", 0, NULL) == PAYSTREAM_SPOOL_ERR_BROKEN)
+		rc = PAYSTREAM_SPOOL_ERR_BROKEN;
+	if(rc != PAYSTREAM_SPOOL_ERR_BROKEN && (!commit || (rc != PAYSTREAM_SPOOL_OK && rc != PAYSTREAM_SPOOL_ERR_IO)))
+		return;
+	g_mutex_lock(&paystream_billing_mutex);
+	guint failed = paystream_spool_failed_writes;
+	gboolean was_broken = paystream_spool_broken;
+	if(rc == PAYSTREAM_SPOOL_OK)
+		paystream_spool_failed_writes = 0;
+	else if(rc == PAYSTREAM_SPOOL_ERR_IO)
+		paystream_spool_failed_writes++;
+	else
+		paystream_spool_broken = TRUE;
+	gboolean accepting = paystream_accepting_locked();
+	g_mutex_unlock(&paystream_billing_mutex);
+	if(rc == PAYSTREAM_SPOOL_OK && failed > 0 && !was_broken) {
+		JANUS_LOG(LOG_INFO, "[paystream] spool: written again after %u failed write(s)%s\n", failed,
+			accepting ? ": priced sessions accepted again" : "");
+		paystream_notify(NULL, "spool_recovered", NULL, json_pack("{sssIsI}", "error",
+			paystream_spool_status_name(PAYSTREAM_SPOOL_ERR_IO), "failures", (json_int_t)failed,
+			"spool_bytes", (json_int_t)paystream_spool_bytes(paystream_billing_spool)));
+	} else if(rc == PAYSTREAM_SPOOL_ERR_IO && failed == 0 && !was_broken) {
+		/* Records stay buffered in the spool (and metering.c's backlog);
+		 * the next commit, every second, tries again. */
+		JANUS_LOG(LOG_ERR, "[paystream] spool: cannot write the journal (%s, disk full?): new priced sessions "
+			"are refused until a write succeeds; records are kept in memory meanwhile\n",
+			paystream_spool_status_name(rc));
+		paystream_spool_error_event(rc);
+	} else if(rc == PAYSTREAM_SPOOL_ERR_BROKEN && !was_broken) {
+		/* The operator must fix the disk and restart Janus, whose replay of
+		 * the journal is the truth. */
+		JANUS_LOG(LOG_ERR, "[paystream] spool: a flush of the journal failed (%s): new priced sessions are "
+			"refused until Janus is restarted\n", paystream_spool_status_name(rc));
+		paystream_spool_error_event(rc);
+	}
+}
+
+/* rc is a spool failure already reported by paystream_spool_written. */
+static gboolean paystream_spool_trouble_known(int rc) {
+	g_mutex_lock(&paystream_billing_mutex);
+	gboolean known = paystream_spool_broken || (rc == PAYSTREAM_SPOOL_ERR_IO && paystream_spool_failed_writes > 0);
+	g_mutex_unlock(&paystream_billing_mutex);
+	return known;
 }
 
 /* ---- usage --------------------------------------------------------- */
@@ -205,6 +276,8 @@ static gpointer paystream_usage_loop(gpointer data) {
 		paystream_billing_batch_body_begin(body, batch_id, paystream_billing_instance, janus_get_real_time() / 1000);
 		int rc = batch_id == NULL ? PAYSTREAM_SPOOL_ERR_IO :
 			paystream_spool_begin_batch(paystream_billing_spool, batch_id, PAYSTREAM_BATCH_MAX, body, &count);
+		if(batch_id != NULL)
+			paystream_spool_written(rc, FALSE);
 		if(rc == PAYSTREAM_SPOOL_OK) {
 			paystream_billing_batch_body_end(body);
 			paystream_send_batch(curl, batch_id, body, count);
@@ -212,9 +285,11 @@ static gpointer paystream_usage_loop(gpointer data) {
 			if(paystream_spool_pending_count(paystream_billing_spool) > 0)
 				continue;	/* a backlog: drain it without waiting */
 		} else {
-			g_free(batch_id);
-			if(rc != PAYSTREAM_SPOOL_ERR_EMPTY)
+			/* A broken spool, or one the ticker's commits find failing, is
+			 * reported there, once. */
+			if(rc != PAYSTREAM_SPOOL_ERR_EMPTY && !paystream_spool_trouble_known(rc))
 				JANUS_LOG(LOG_ERR, "[paystream] spool: cannot start a batch: %s\n", paystream_spool_status_name(rc));
+			g_free(batch_id);
 		}
 		/* Keep the journal small once it has been drained. */
 		if(paystream_spool_bytes(paystream_billing_spool) > paystream_spool_max / 2)
@@ -257,7 +332,7 @@ static gboolean paystream_send_tip(CURL *curl, const char *tip_id, json_t *tip, 
 	}
 	paystream_note_success();
 	paystream_spool_ack_tip(paystream_billing_spool, tip_id);
-	paystream_spool_commit(paystream_billing_spool);
+	paystream_spool_written(paystream_spool_commit(paystream_billing_spool), TRUE);
 	if(paystream_callbacks.tip_result)
 		paystream_callbacks.tip_result(tip, outcome, reason);
 	g_free(reason);
@@ -292,7 +367,7 @@ static gpointer paystream_tips_loop(gpointer data) {
 				 * not retried any more. The service's ledger stays the truth. */
 				JANUS_LOG(LOG_WARN, "[paystream] tip %s not confirmed within %us: failed\n", tip_id, paystream_tip_timeout);
 				paystream_spool_ack_tip(paystream_billing_spool, tip_id);
-				paystream_spool_commit(paystream_billing_spool);
+				paystream_spool_written(paystream_spool_commit(paystream_billing_spool), TRUE);
 				if(paystream_callbacks.tip_result)
 					paystream_callbacks.tip_result(tip, "failed", "billing_unreachable");
 				settled = TRUE;
@@ -345,17 +420,18 @@ gsize paystream_billing_records(const char *text, gsize len) {
 	done += taken;
 	if(rc == PAYSTREAM_SPOOL_OK)
 		return done;
+	if(rc != PAYSTREAM_SPOOL_ERR_FULL) {
+		/* Appending writes nothing: only a spool broken earlier refuses. */
+		paystream_spool_written(rc, FALSE);
+		return done;
+	}
 	g_mutex_lock(&paystream_billing_mutex);
 	gboolean first = !paystream_spool_full && !paystream_spool_broken;
-	if(rc == PAYSTREAM_SPOOL_ERR_FULL)
-		paystream_spool_full = TRUE;
-	else if(rc == PAYSTREAM_SPOOL_ERR_BROKEN || rc == PAYSTREAM_SPOOL_ERR_IO)
-		paystream_spool_broken = TRUE;
+	paystream_spool_full = TRUE;
 	g_mutex_unlock(&paystream_billing_mutex);
 	if(first) {
 		JANUS_LOG(LOG_ERR, "[paystream] spool: cannot append a record: %s\n", paystream_spool_status_name(rc));
-		paystream_notify(NULL, "spool_error", NULL, json_pack("{sssI}", "error", paystream_spool_status_name(rc),
-			"spool_bytes", (json_int_t)paystream_spool_bytes(paystream_billing_spool)));
+		paystream_spool_error_event(rc);
 	}
 	return done;
 }
@@ -364,22 +440,9 @@ int paystream_billing_commit(void) {
 	if(paystream_billing_spool == NULL)
 		return 0;
 	int rc = paystream_spool_commit(paystream_billing_spool);
-	if(rc != PAYSTREAM_SPOOL_OK) {
-		g_mutex_lock(&paystream_billing_mutex);
-		gboolean first = !paystream_spool_broken;
-		paystream_spool_broken = TRUE;
-		g_mutex_unlock(&paystream_billing_mutex);
-		if(first) {
-			/* Records stay in memory (metering.c's backlog); new priced
-			 * sessions are refused; the operator must fix the disk and
-			 * restart Janus, whose replay of the journal is the truth. */
-			JANUS_LOG(LOG_ERR, "[paystream] spool: commit failed (%s): new priced sessions are refused "
-				"until Janus is restarted\n", paystream_spool_status_name(rc));
-			paystream_notify(NULL, "spool_error", NULL, json_pack("{sssI}", "error", paystream_spool_status_name(rc),
-				"spool_bytes", (json_int_t)paystream_spool_bytes(paystream_billing_spool)));
-		}
+	paystream_spool_written(rc, TRUE);
+	if(rc != PAYSTREAM_SPOOL_OK)
 		return -1;
-	}
 	/* Records are durable now: let the usage thread send them at once, so a
 	 * stop from the service bites within about a second of the tick. */
 	g_mutex_lock(&paystream_billing_mutex);
@@ -392,7 +455,7 @@ gboolean paystream_billing_accepting(void) {
 	if(paystream_billing_spool == NULL)
 		return FALSE;
 	g_mutex_lock(&paystream_billing_mutex);
-	gboolean accepting = !paystream_spool_full && !paystream_spool_broken;
+	gboolean accepting = paystream_accepting_locked();
 	g_mutex_unlock(&paystream_billing_mutex);
 	return accepting;
 }
@@ -401,6 +464,7 @@ int paystream_billing_tip(const char *tip_id, json_t *tip) {
 	if(paystream_billing_spool == NULL)
 		return PAYSTREAM_ERROR_BILLING_UNAVAILABLE;
 	int rc = paystream_spool_append_tip(paystream_billing_spool, tip_id, tip);
+	paystream_spool_written(rc, FALSE);
 	if(rc == PAYSTREAM_SPOOL_ERR_DUPLICATE)
 		return PAYSTREAM_ERROR_INVALID_TIP;
 	if(rc != PAYSTREAM_SPOOL_OK)
@@ -422,8 +486,9 @@ json_t *paystream_billing_stats(void) {
 	json_object_set_new(stats, "last_success", paystream_last_success ? json_integer(paystream_last_success) : json_null());
 	json_object_set_new(stats, "consecutive_failures", json_integer(paystream_failures));
 	json_object_set_new(stats, "tips_in_flight", json_integer(g_hash_table_size(paystream_tips_due)));
-	json_object_set_new(stats, "accepting_sessions", json_boolean(!paystream_spool_full && !paystream_spool_broken));
+	json_object_set_new(stats, "accepting_sessions", json_boolean(paystream_accepting_locked()));
 	json_object_set_new(stats, "spool_broken", json_boolean(paystream_spool_broken));
+	json_object_set_new(stats, "spool_write_failing", json_boolean(paystream_spool_failed_writes > 0));
 	g_mutex_unlock(&paystream_billing_mutex);
 	json_object_set_new(stats, "spool_bytes", json_integer(paystream_spool_bytes(paystream_billing_spool)));
 	json_object_set_new(stats, "spool_max_bytes", json_integer(paystream_spool_max));
@@ -489,7 +554,10 @@ void paystream_billing_stop(void) {
 	g_mutex_unlock(&paystream_billing_mutex);
 	g_thread_join(paystream_usage_thread);
 	g_thread_join(paystream_tips_thread);
-	paystream_spool_close(paystream_billing_spool);
+	int rc = paystream_spool_close(paystream_billing_spool);
+	if(rc != PAYSTREAM_SPOOL_OK)
+		JANUS_LOG(LOG_ERR, "[paystream] spool: the last commit at shutdown failed (%s): records not yet on "
+			"disk are lost (acknowledgements not on disk only make batches be sent again)\n", paystream_spool_status_name(rc));
 	paystream_billing_spool = NULL;
 	g_hash_table_destroy(paystream_tips_due);
 	paystream_tips_due = NULL;

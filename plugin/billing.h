@@ -36,12 +36,17 @@ gboolean paystream_billing_enabled(void);
 /* Append usage records (JSON text, one per line: records.h) to the spool,
  * not yet durable (see commit). Returns the bytes of text taken: all of it,
  * or less when the spool is full or broken (then the rest is the caller's
- * to keep or drop; the spool_error event and log say why, once). */
+ * to keep or drop; the spool_error event and log say why, once). Records
+ * taken while writes fail stay buffered in the spool until a commit writes
+ * them. */
 gsize paystream_billing_records(const char *text, gsize len);
 /* Make every record appended so far durable (one fsync); the ticker calls
- * this once per tick. Returns 0 or -1. */
+ * this once per tick. Returns 0 or -1 (a failed write is retried by the
+ * next call; spool_error and spool_recovered events report the episode). */
 int paystream_billing_commit(void);
-/* FALSE while the spool is full: new priced sessions are refused. */
+/* FALSE while the spool is full, while its writes fail (a full disk: until
+ * a commit succeeds again) or once a flush failed (until a restart): new
+ * priced sessions are refused. */
 gboolean paystream_billing_accepting(void);
 
 /* Spool a tip (durable on return) and send it at once. Returns 0,

@@ -29,8 +29,12 @@ uint32_t paystream_crc32c_portable(uint32_t crc, const void *data, size_t len) {
 	return ~c;
 }
 
+/* Each CPU's instruction is compiled for that function only (a target
+ * attribute), whatever the build's baseline, and used only where the CPU
+ * running the plugin says it has it; elsewhere the table gives the same
+ * values. */
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#define PAYSTREAM_CRC32C_HW 1
+#define PAYSTREAM_CRC32C_HW "sse4.2"
 __attribute__((target("sse4.2")))
 static uint32_t paystream_crc32c_hw(uint32_t crc, const void *data, size_t len) {
 	const unsigned char *p = data;
@@ -49,36 +53,73 @@ static int paystream_crc32c_have_hw(void) {
 	__builtin_cpu_init();
 	return __builtin_cpu_supports("sse4.2");
 }
-#elif defined(__aarch64__) && defined(__ARM_FEATURE_CRC32)
-#define PAYSTREAM_CRC32C_HW 1
-#include <arm_acle.h>
+#elif defined(__aarch64__) && (defined(__GNUC__) || defined(__clang__)) && \
+		(defined(__ARM_FEATURE_CRC32) || defined(__linux__))
+/* The CRC instructions are optional in ARMv8.0 (most cores have them, some
+ * do not) and mandatory from ARMv8.1: a build for plain armv8-a (Debian's
+ * arm64) asks the kernel (getauxval), a build whose baseline has them
+ * (__ARM_FEATURE_CRC32: -march=armv8.1-a or +crc) needs not. The compiler's
+ * builtins, not arm_acle.h: older arm_acle.h define __crc32cd only when the
+ * whole file is built with +crc. */
+#define PAYSTREAM_CRC32C_HW "armv8-crc"
+#if defined(__clang__)
+#define PAYSTREAM_CRC32C_TARGET __attribute__((target("crc")))
+#define PAYSTREAM_CRC32C_U64(c, v) __builtin_arm_crc32cd((c), (v))
+#define PAYSTREAM_CRC32C_U8(c, v) __builtin_arm_crc32cb((c), (v))
+#else
+#define PAYSTREAM_CRC32C_TARGET __attribute__((target("+crc")))
+#define PAYSTREAM_CRC32C_U64(c, v) __builtin_aarch64_crc32cx((c), (v))
+#define PAYSTREAM_CRC32C_U8(c, v) __builtin_aarch64_crc32cb((c), (v))
+#endif
+PAYSTREAM_CRC32C_TARGET
 static uint32_t paystream_crc32c_hw(uint32_t crc, const void *data, size_t len) {
 	const unsigned char *p = data;
 	uint32_t c = ~crc;
 	for(; len >= 8; p += 8, len -= 8) {
 		uint64_t word;
 		memcpy(&word, p, sizeof(word));
-		c = __crc32cd(c, word);
+		c = PAYSTREAM_CRC32C_U64(c, word);
 	}
 	while(len--)
-		c = __crc32cb(c, *p++);
+		c = PAYSTREAM_CRC32C_U8(c, *p++);
 	return ~c;
 }
+#if defined(__ARM_FEATURE_CRC32)
 static int paystream_crc32c_have_hw(void) {
 	return 1;
 }
+#else
+#include <sys/auxv.h>
+#ifndef HWCAP_CRC32
+#define HWCAP_CRC32 (1 << 7)	/* the kernel's arm64 hwcap bit, for old libc headers */
+#endif
+static int paystream_crc32c_have_hw(void) {
+	return (getauxval(AT_HWCAP) & HWCAP_CRC32) != 0;
+}
+#endif
 #endif
 
 static uint32_t (*paystream_crc32c_impl)(uint32_t, const void *, size_t) = paystream_crc32c_portable;
+static const char *paystream_crc32c_impl_name = "table";
 
 /* Pick the implementation once, when the library is loaded. */
 __attribute__((constructor))
 static void paystream_crc32c_init(void) {
 	paystream_crc32c_make_table();
 #ifdef PAYSTREAM_CRC32C_HW
-	if(paystream_crc32c_have_hw())
+	if(paystream_crc32c_have_hw()) {
 		paystream_crc32c_impl = paystream_crc32c_hw;
+		paystream_crc32c_impl_name = PAYSTREAM_CRC32C_HW;
+	}
 #endif
+}
+
+/* Which one paystream_crc32c uses: "sse4.2", "armv8-crc" or "table" (the
+ * unit test checks the choice against the CPU). Declared here until
+ * checksum.h declares it. */
+const char *paystream_crc32c_implementation(void);
+const char *paystream_crc32c_implementation(void) {
+	return paystream_crc32c_impl_name;
 }
 
 uint32_t paystream_crc32c(uint32_t crc, const void *data, size_t len) {

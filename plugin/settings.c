@@ -7,6 +7,10 @@
 #include "ids.h"
 #include "request.h"
 
+/* Half a spool at its smallest holds the longest line (settings.h). */
+G_STATIC_ASSERT(2 * PAYSTREAM_LONGEST_TIP_LINE < PAYSTREAM_MIN_SPOOL_MAX_BYTES);
+G_STATIC_ASSERT(2 * PAYSTREAM_LONGEST_RECORD_LINE < PAYSTREAM_MIN_SPOOL_MAX_BYTES);
+
 static const char *const paystream_audio_codecs[] = {
 	"opus", "multiopus", "g722", "pcmu", "pcma", "isac32", "isac16", "l16-48", "l16", NULL
 };
@@ -373,9 +377,12 @@ int paystream_general_from_config(json_t *general, paystream_general_settings *g
 	if(rc == 0)
 		rc = paystream_general_number(general, "billing_retry_max", 1, 3600, PAYSTREAM_DEFAULT_RETRY_MAX,
 			&retry_max, error, errlen);
-	if(rc == 0)
-		rc = paystream_general_number(general, "spool_max_bytes", 4096, G_MAXINT64, PAYSTREAM_DEFAULT_SPOOL_MAX_BYTES,
-			&spool_max, error, errlen);
+	if(rc == 0 && (rc = paystream_general_number(general, "spool_max_bytes", PAYSTREAM_MIN_SPOOL_MAX_BYTES,
+			G_MAXINT64, PAYSTREAM_DEFAULT_SPOOL_MAX_BYTES, &spool_max, error, errlen)) != 0)
+		g_snprintf(error, errlen, "'spool_max_bytes' must be a whole number of bytes from %d to %" G_GINT64_FORMAT
+			" (default %d): a full spool must drain below half its size to take new lines, and a line can be "
+			"%d bytes long", PAYSTREAM_MIN_SPOOL_MAX_BYTES, G_MAXINT64, PAYSTREAM_DEFAULT_SPOOL_MAX_BYTES,
+			PAYSTREAM_LONGEST_TIP_LINE);
 	if(rc == 0)
 		rc = paystream_general_number(general, "tip_timeout", 1, 3600, PAYSTREAM_DEFAULT_TIP_TIMEOUT,
 			&tip_timeout, error, errlen);

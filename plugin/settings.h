@@ -21,6 +21,20 @@
 #define PAYSTREAM_DEFAULT_MIN_TIP 1
 #define PAYSTREAM_DEFAULT_BILLING_INTERVAL 1
 #define PAYSTREAM_DEFAULT_SPOOL_MAX_BYTES (64 * 1024 * 1024)
+/* The longest journal lines the plugin writes (spool.h's format: checksum,
+ * kind, seq or tip id, JSON), from the limits it enforces on what they
+ * hold: a room id of 64 characters, a viewer (a token's sub) and a tip_id
+ * of 128, a currency of 16, a stop reason of 64 (metering.c), a session id
+ * of 36, numbers of up to 20 characters, a tip message of 200 characters
+ * that JSON may escape to 6 bytes each. test_settings.c writes such lines
+ * into a spool and checks these bounds. */
+#define PAYSTREAM_LONGEST_RECORD_LINE 539	/* a session_end */
+#define PAYSTREAM_LONGEST_TIP_LINE 1822
+/* The smallest spool_max_bytes. A full spool takes new lines again once it
+ * drained below half its size, so half of it must hold the longest line,
+ * with room to spare: else a record longer than what the spool can ever
+ * take would wait in memory, and the spool stay full, for ever. */
+#define PAYSTREAM_MIN_SPOOL_MAX_BYTES 4096
 #define PAYSTREAM_DEFAULT_TIP_TIMEOUT 30
 #define PAYSTREAM_DEFAULT_BILLING_TIMEOUT 5
 #define PAYSTREAM_DEFAULT_RETRY_MAX 30

@@ -24,8 +24,10 @@ TESTS = []
 SPOOL_FILE = "paystream.spool"
 
 
-def test(timeout=120):
-    """Every test here has its own Janus and its own event backend."""
+def test(timeout=120, registry=None):
+    """Every test here has its own Janus and its own event backend.
+    registry: the list the test joins (another module's TESTS), default
+    this module's."""
     def deco(fn):
         @functools.wraps(fn)
         async def wrapped(ctx):
@@ -42,15 +44,21 @@ def test(timeout=120):
                                     f"\n--- billing-service log ---\n{tail}") from None
             finally:
                 sink.close()
-        TESTS.append((fn.__name__.removeprefix("test_"), wrapped, True, timeout))
+        (TESTS if registry is None else registry).append(
+            (fn.__name__.removeprefix("test_"), wrapped, True, timeout))
         return fn
     return deco
+
+
+def janus_workdir(ctx):
+    """The folder of the Janus events_janus starts for this test."""
+    return os.path.join(ctx.runner.root, f"{ctx.name}-janus")
 
 
 async def events_janus(ctx, svc, **extra):
     """A private Janus billing to `svc`, with the HTTP event handler posting
     to ctx.sink."""
-    workdir = os.path.join(ctx.runner.root, f"{ctx.name}-janus")
+    workdir = janus_workdir(ctx)
     settings = dict(token_secret_previous=B.TOKEN_SECRET_PREVIOUS, billing_interval=1,
                     billing_timeout=2, billing_retry_max=2, instance=f"it-{ctx.name}")
     settings.update(extra)

@@ -721,6 +721,11 @@ import events_tests  # noqa: E402
 
 TESTS.extend(events_tests.TESTS)
 
+# The spool on a disk that fills up (a tmpfs of the test's; own Janus each)
+import disk_tests  # noqa: E402
+
+TESTS.extend(disk_tests.TESTS)
+
 # Many offers at once: a room with many waiting viewers goes live (own Janus
 # each, with a delayed STUN server)
 import offers_tests  # noqa: E402

@@ -1,15 +1,43 @@
-/* test_checksum.c - CRC-32C: the published check values, and the CPU's
- * instruction agreeing with the portable table on every length and
- * alignment (a journal must replay on any machine). */
+/* test_checksum.c - CRC-32C: the published check values, the
+ * implementation chosen for this CPU, and the CPU's instruction agreeing
+ * with the portable table on every length and alignment (a journal must
+ * replay on any machine). */
 #include "unit.h"
 
 #include <string.h>
 #include <glib.h>
+#if defined(__aarch64__) && defined(__linux__)
+#include <sys/auxv.h>
+#ifndef HWCAP_CRC32
+#define HWCAP_CRC32 (1 << 7)
+#endif
+#endif
 
 #include "../../plugin/checksum.h"
 
+/* checksum.c: "sse4.2", "armv8-crc" or "table" (not in checksum.h yet). */
+const char *paystream_crc32c_implementation(void);
+
+/* What paystream_crc32c should use on this CPU, asked independently. */
+static const char *expected_implementation(void) {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+	__builtin_cpu_init();
+	return __builtin_cpu_supports("sse4.2") ? "sse4.2" : "table";
+#elif defined(__aarch64__) && defined(__ARM_FEATURE_CRC32)
+	return "armv8-crc";
+#elif defined(__aarch64__) && defined(__linux__)
+	return (getauxval(AT_HWCAP) & HWCAP_CRC32) ? "armv8-crc" : "table";
+#else
+	return "table";
+#endif
+}
+
 int main(void) {
 	no_plan();
+	const char *impl = paystream_crc32c_implementation();
+	is_str(impl, expected_implementation(), "the CPU's instruction is used where it has one, else the table");
+	diag("paystream_crc32c uses %s: the comparisons below are %s", impl,
+		strcmp(impl, "table") == 0 ? "table against table (no instruction on this CPU)" : "the instruction against the table");
 	is_int(paystream_crc32c(0, "123456789", 9), 0xe3069283u, "the standard check value of \"123456789\"");
 	is_int(paystream_crc32c_portable(0, "123456789", 9), 0xe3069283u, "the same with the portable table");
 	is_int(paystream_crc32c(0, "", 0), 0, "empty input");

@@ -3,8 +3,19 @@
 
 #include <string.h>
 
+#include <glib/gstdio.h>
+
+#include "../../plugin/checksum.h"
 #include "../../plugin/errors.h"
+#include "../../plugin/ids.h"
+#include "../../plugin/records.h"
 #include "../../plugin/settings.h"
+#include "../../plugin/spool.h"
+
+/* tips.h (a Janus header) says: a tip message has at most 200 characters. */
+#define TIP_MESSAGE_MAX 200
+/* spool.c: the highest seq a record gets, so the longest seq field. */
+#define SPOOL_MAX_SEQ ((guint64)G_MAXINT64 / 2)
 
 static json_t *load(const char *text) {
 	json_error_t jerr;
@@ -12,6 +23,103 @@ static json_t *load(const char *text) {
 	if(j == NULL)
 		bail_out("bad test JSON %s: %s", text, jerr.text);
 	return j;
+}
+
+/* What the line just added to the spool took: its length. */
+static guint64 line_added(paystream_spool *spool, guint64 *bytes) {
+	guint64 before = *bytes;
+	*bytes = paystream_spool_bytes(spool);
+	return *bytes - before;
+}
+
+/* The longest lines the plugin can write (every field at its limit, seqs of
+ * 19 digits) fit within settings.h's bounds, and a spool of the smallest
+ * spool_max_bytes takes each of them. */
+static void test_longest_lines(void) {
+	char *dir = g_dir_make_tmp("paystream-settings-XXXXXX", NULL);
+	if(!ok(dir != NULL, "a temporary folder"))
+		return;
+	/* A journal whose next seq is near the highest: 19-digit seqs. */
+	char *head_body = g_strdup_printf("H 2 %" G_GUINT64_FORMAT, SPOOL_MAX_SEQ - 10);
+	char *journal = g_strdup_printf("%08x %s\n", paystream_crc32c(0, head_body, strlen(head_body)), head_body);
+	char *path = g_build_filename(dir, "paystream.spool", NULL);
+	ok(g_file_set_contents(path, journal, -1, NULL), "a journal with a high next seq");
+	GError *gerror = NULL;
+	paystream_spool *spool = paystream_spool_open(dir, PAYSTREAM_MIN_SPOOL_MAX_BYTES, NULL, &gerror);
+	if(!ok(spool != NULL, "a spool of the smallest spool_max_bytes opens")) {
+		diag("%s", gerror ? gerror->message : "?");
+		g_clear_error(&gerror);
+	} else {
+		char room[PAYSTREAM_ROOM_ID_MAX + 1], viewer[PAYSTREAM_VIEWER_ID_MAX + 1], currency[PAYSTREAM_CURRENCY_MAX + 1];
+		char reason[65], tip_id[PAYSTREAM_VIEWER_ID_MAX + 1];
+		memset(room, 'r', sizeof(room) - 1);
+		room[sizeof(room) - 1] = '\0';
+		memset(viewer, 'v', sizeof(viewer) - 1);
+		viewer[sizeof(viewer) - 1] = '\0';
+		memset(currency, 'c', sizeof(currency) - 1);
+		currency[sizeof(currency) - 1] = '\0';
+		memset(reason, 'x', sizeof(reason) - 1);	/* metering.c: at most 64 of a-z _ */
+		reason[sizeof(reason) - 1] = '\0';
+		memset(tip_id, 't', sizeof(tip_id) - 1);
+		tip_id[sizeof(tip_id) - 1] = '\0';
+		ok(paystream_room_id_valid(room) && paystream_viewer_id_valid(viewer) && paystream_currency_valid(currency) &&
+			paystream_viewer_id_valid(tip_id), "the ids are the longest valid ones");
+		char *session = paystream_random_uuid();
+		paystream_record_ids ids = { session, room, viewer };
+		paystream_record_source src;
+		paystream_record_source_init(&src, &ids, currency);
+		guint64 bytes = paystream_spool_bytes(spool);
+		GString *text = g_string_new(NULL);
+		paystream_record_session_start(text, &src, G_MININT64, G_MININT64);
+		is_int(paystream_spool_append_text(spool, text->str, text->len, NULL), PAYSTREAM_SPOOL_OK, "the longest session_start is taken");
+		guint64 start_line = line_added(spool, &bytes);
+		/* Every number at its widest when printed: 20 characters. */
+		paystream_meter_record r = { (guint64)G_MININT64, G_MININT64, G_MININT64, G_MININT64, G_MININT64 };
+		g_string_truncate(text, 0);
+		paystream_record_tick(text, &src, &r);
+		is_int(paystream_spool_append_text(spool, text->str, text->len, NULL), PAYSTREAM_SPOOL_OK, "the longest tick is taken");
+		guint64 tick_line = line_added(spool, &bytes);
+		paystream_meter m;
+		memset(&m, 0, sizeof(m));
+		m.total_seconds = m.total_amount = G_MININT64;
+		g_string_truncate(text, 0);
+		paystream_record_session_end(text, &src, &m, reason);
+		is_int(paystream_spool_append_text(spool, text->str, text->len, NULL), PAYSTREAM_SPOOL_OK, "the longest session_end is taken");
+		guint64 end_line = line_added(spool, &bytes);
+		diag("longest lines: session_start %" G_GUINT64_FORMAT ", tick %" G_GUINT64_FORMAT ", session_end %"
+			G_GUINT64_FORMAT, start_line, tick_line, end_line);
+		ok(MAX(MAX(start_line, tick_line), end_line) <= PAYSTREAM_LONGEST_RECORD_LINE,
+			"no record line is longer than PAYSTREAM_LONGEST_RECORD_LINE");
+		is_int((int)end_line, PAYSTREAM_LONGEST_RECORD_LINE, "the longest is a session_end's, as settings.h says");
+		/* A tip as tips.c makes it, its message all control characters. */
+		GString *message = g_string_new(NULL);
+		for(int i = 0; i < TIP_MESSAGE_MAX; i++)
+			g_string_append_c(message, '\x01');
+		json_t *tip = json_pack("{sssssssssIssss}", "tip_id", tip_id, "room", room, "viewer", viewer, "session", session,
+			"amount", (json_int_t)G_MININT64, "currency", currency, "message", message->str);
+		is_int(paystream_spool_append_tip(spool, tip_id, tip), PAYSTREAM_SPOOL_OK, "the longest tip is taken");
+		guint64 tip_line = line_added(spool, &bytes);
+		diag("longest tip line %" G_GUINT64_FORMAT, tip_line);
+		is_int((int)tip_line, PAYSTREAM_LONGEST_TIP_LINE, "the longest tip line is PAYSTREAM_LONGEST_TIP_LINE");
+		ok(2 * MAX(tip_line, end_line) < PAYSTREAM_MIN_SPOOL_MAX_BYTES,
+			"half of the smallest spool holds the longest line");
+		ok(bytes <= PAYSTREAM_MIN_SPOOL_MAX_BYTES, "all of them fit in the smallest spool");
+		json_decref(tip);
+		g_string_free(message, TRUE);
+		g_string_free(text, TRUE);
+		paystream_record_source_clear(&src);
+		g_free(session);
+		paystream_spool_close(spool);
+	}
+	char *lock = g_strconcat(path, ".lock", NULL);
+	g_unlink(lock);
+	g_unlink(path);
+	g_rmdir(dir);
+	g_free(lock);
+	g_free(path);
+	g_free(journal);
+	g_free(head_body);
+	g_free(dir);
 }
 
 int main(void) {
@@ -166,5 +274,31 @@ int main(void) {
 	is_int(paystream_general_from_config(entry, &g, error, sizeof(error)), PAYSTREAM_ERROR_INVALID_ELEMENT, "offer_threads 65 refused");
 	ok(strstr(error, "offer_threads") != NULL, "the error names offer_threads");
 	json_decref(entry);
+
+	/* spool_max_bytes: from PAYSTREAM_MIN_SPOOL_MAX_BYTES, refused below it. */
+	entry = load("{\"spool_max_bytes\": \"4095\"}");
+	is_int(paystream_general_from_config(entry, &g, error, sizeof(error)), PAYSTREAM_ERROR_INVALID_ELEMENT,
+		"spool_max_bytes 4095 refused");
+	ok(strstr(error, "'spool_max_bytes' must be a whole number of bytes from 4096 to") != NULL &&
+		strstr(error, "1822 bytes") != NULL, "the error says the smallest value and why");
+	diag("%s", error);
+	paystream_general_clear(&g);
+	json_decref(entry);
+	entry = load("{\"spool_max_bytes\": \"0\"}");
+	is_int(paystream_general_from_config(entry, &g, error, sizeof(error)), PAYSTREAM_ERROR_INVALID_ELEMENT,
+		"spool_max_bytes 0 refused (there is no 'no limit')");
+	paystream_general_clear(&g);
+	json_decref(entry);
+	entry = load("{\"spool_max_bytes\": \"4096\"}");
+	is_int(paystream_general_from_config(entry, &g, error, sizeof(error)), 0, "spool_max_bytes 4096 accepted");
+	is_int((int)g.spool_max_bytes, PAYSTREAM_MIN_SPOOL_MAX_BYTES, "spool_max_bytes 4096 read");
+	paystream_general_clear(&g);
+	json_decref(entry);
+	entry = load("{}");
+	is_int(paystream_general_from_config(entry, &g, error, sizeof(error)), 0, "no general keys");
+	is_int((int)g.spool_max_bytes, PAYSTREAM_DEFAULT_SPOOL_MAX_BYTES, "spool_max_bytes defaults to 64 MiB");
+	paystream_general_clear(&g);
+	json_decref(entry);
+	test_longest_lines();
 	return done_testing();
 }

@@ -1,0 +1,188 @@
+"""paystream integration tests of the spool on a failing disk (docs/BILLING.md,
+"The spool on disk": a disk that refuses writes for a while).
+
+The spool folder is a small tmpfs mounted for the test (run executes the
+suite in a mount namespace of its own, so a mount left behind by a crashed
+run dies with it); a filler file takes all its free space, so the plugin's
+writes fail with ENOSPC until the test deletes it.
+
+Each test has its own Janus with the HTTP event handler (events_tests.py's
+decorator and helpers) billing to billing_tests.py's reference service.
+Registered by suite.py (TESTS is appended to the suite's list).
+"""
+
+import asyncio
+import errno
+import os
+import subprocess
+
+import billing_tests as B
+import events_tests as E
+import harness as H
+from harness import check, expect_error, short
+
+TESTS = []
+
+TMPFS_SIZE = "1m"
+
+
+def mount_tmpfs(path, size):
+    os.makedirs(path, exist_ok=True)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", path],
+                       capture_output=True, text=True, timeout=10)
+    check(r.returncode == 0, f"cannot mount a tmpfs on {path} (the suite runs as root or in a "
+          f"user namespace, in its own mount namespace: see run): {r.stderr.strip()}")
+
+
+def unmount(path):
+    # lazy: Janus may still hold the spool open (the runner stops it after the test)
+    subprocess.run(["umount", "-l", path], capture_output=True, timeout=10)
+
+
+def fill(path):
+    """Write `path` until the filesystem has no room left; returns its size."""
+    chunk = b"\0" * 4096
+    size = 0
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        while True:
+            try:
+                n = os.write(fd, chunk)
+            except OSError as e:
+                if e.errno != errno.ENOSPC:
+                    raise
+                break
+            if n == 0:
+                break
+            size += n
+    finally:
+        os.close(fd)
+    return size
+
+
+@E.test(timeout=180, registry=TESTS)
+async def test_spool_disk_full(ctx):
+    """The spool's disk fills up (ENOSPC) under a paying viewer: new priced
+    sessions are refused and a spool_error event says io_error, media and
+    ticks go on; once space is freed the next commit writes what was kept in
+    memory, a spool_recovered event and log line say so, priced sessions
+    are accepted again, and every record is journaled and billed once."""
+    sink = ctx.sink
+    svc = await B.service(ctx)
+    spool = os.path.join(E.janus_workdir(ctx), "spool")
+    filler = os.path.join(spool, "filler")
+    mount_tmpfs(spool, TMPFS_SIZE)
+    try:
+        await disk_full_scenario(ctx, sink, svc, spool, filler)
+    finally:
+        if os.path.exists(filler):
+            os.unlink(filler)
+        unmount(spool)
+
+
+async def disk_full_scenario(ctx, sink, svc, spool, filler):
+    srv = await E.events_janus(ctx, svc)
+    room, key, perf = await B.live_room(ctx, 1)
+    sub = H.rand_id("disk")
+    await svc.fund(sub, 100000)
+    A = await B.paying_viewer(ctx, room, sub)
+    await B.wait_tick(A, 2, 15)
+    await B.poll(lambda: svc.session(A.session), lambda s: s["billed_seconds"] >= 1, 10,
+                 "no tick reached the billing service before the disk filled up")
+    st = await B.plugin_billing_stats(ctx)
+    check(st.get("accepting_sessions") is True and st.get("spool_write_failing") is False
+          and st.get("spool_broken") is False, f"stats before the disk filled up: {short(st)}")
+    log_off = srv.log_size()[0]
+
+    # the disk fills up: the journal's last page has room for a few more
+    # seconds of records, then every commit fails with ENOSPC
+    filled = await asyncio.to_thread(fill, filler)
+    check(filled > 0, "the filler file got no space at all")
+    st = await B.poll(lambda: B.plugin_billing_stats(ctx),
+                      lambda b: b["spool_write_failing"] is True, 40,
+                      "stats: spool_write_failing never became true on a full disk")
+    check(st["accepting_sessions"] is False and st["spool_broken"] is False,
+          f"stats while writes fail: {short(st)}")
+    d = (await sink.wait("spool_error", None, 10))[0]
+    check(d.get("error") == "io_error" and isinstance(d.get("spool_bytes"), int) and d["spool_bytes"] > 0,
+          f"spool_error: {short(d)}")
+    check(srv.log_grep("spool: cannot write the journal", log_off),
+          "no 'spool: cannot write the journal' line in the Janus log")
+
+    # media and metering go on; what is not on disk is not sent
+    t0 = B.last_tick(A).data["seconds"]
+    await B.wait_tick(A, t0 + 1, 10)
+    billed_before = (await svc.session(A.session))["billed_seconds"]
+    n0 = A.nframes
+    await B.wait_tick(A, t0 + 4, 10)
+    await A.wait_frames(30, 10)
+    check(A.nframes > n0, "frames stopped while the spool could not write")
+    billed_during = (await svc.session(A.session))["billed_seconds"]
+    check(billed_during == billed_before,
+          f"records reached the billing service while the spool could not write them: "
+          f"billed {billed_before} -> {billed_during}")
+    # a new priced session is refused
+    late = await ctx.viewer("late")
+    sub2 = H.rand_id("disk-late")
+    await svc.fund(sub2, 100000)
+    expect_error(await late.watch(room, token=B.token(room, sub2)), 459,
+                 "priced watch while the spool cannot write")
+    check(B.viewer_entry(await ctx.participants(room), sub2) is None, "the refused viewer joined")
+    st = await B.plugin_billing_stats(ctx)
+    check(st["accepting_sessions"] is False and st["spool_write_failing"] is True
+          and st["spool_broken"] is False, f"stats later while writes fail: {short(st)}")
+    errors = sink.named("spool_error")
+    check(len(errors) == 1, f"spool_error raised more than once in one episode: {short(errors)}")
+    check(not sink.named("spool_recovered"), "spool_recovered while the disk is still full")
+
+    # space is freed: the next commit writes what was kept
+    os.unlink(filler)
+    st = await B.poll(lambda: B.plugin_billing_stats(ctx),
+                      lambda b: b["accepting_sessions"] is True and b["spool_write_failing"] is False, 15,
+                      "accepting_sessions stayed false after space was freed")
+    check(st["spool_broken"] is False, f"stats after recovery: {short(st)}")
+    r = (await sink.wait("spool_recovered", None, 10))[0]
+    check(r.get("error") == "io_error" and isinstance(r.get("failures"), int) and r["failures"] >= 3,
+          f"spool_recovered: {short(r)} (writes failed for more than 3 s)")
+    check(srv.log_grep("spool: written again after", log_off),
+          "no 'spool: written again after' line in the Janus log")
+    late2 = await ctx.viewer("late2")
+    ev = await late2.join_live(room, token=B.token(room, sub2))
+    check(ev.data.get("session"), f"priced watch after recovery: {short(ev.data)}")
+    late2.session, late2.sub = ev.data["session"], sub2
+    await late2.wait_frames(10, 15)
+    await B.wait_tick(late2, 1, 10)
+
+    for v in (A, late2):
+        told = B.last_tick(v).data["seconds"]
+        await B.leave(v)
+        s = await B.ended_session(svc, v.session, 20)
+        check(s["reported_seconds"] >= told, f"{v.label}: session_end {short(s)} below the last tick {told}")
+        check((s["billed_seconds"], s["billed_amount"]) == (s["reported_seconds"], s["reported_amount"])
+              and s["mismatch"] == 0, f"{v.label}: usage lost or doubled around the full disk: {short(s)}")
+        usage = await B.usage_entries(svc, v.sub)
+        B.check_refs_unique(usage, v.sub)
+        check(-sum(e["delta"] for e in usage) == s["reported_amount"],
+              f"{v.label}: ledger sum {-sum(e['delta'] for e in usage)} != {s['reported_amount']}")
+    await B.poll(lambda: B.plugin_billing_stats(ctx), lambda b: b["queue_depth"] == 0, 20,
+                 "queue_depth did not go back to 0")
+    check(len(sink.named("spool_error")) == 1 and len(sink.named("spool_recovered")) == 1,
+          f"one episode, one spool_error and one spool_recovered: "
+          f"{short(sink.named('spool_error') + sink.named('spool_recovered'))}")
+    A_seconds = (await svc.session(A.session))["reported_seconds"]
+
+    # the journal: no torn line left by the failed writes, every record once
+    rc = await asyncio.to_thread(srv.stop)
+    check(rc == 0, f"janus exit code {rc} on SIGTERM")
+    with open(os.path.join(spool, E.SPOOL_FILE), "rb") as f:
+        data = f.read()
+    entries, good = E.journal_entries(data)
+    check(good == len(data), f"the journal is unreadable after byte {good} of {len(data)}: "
+          f"{data[good:good + 200]!r}")
+    recs = [e["rec"] for e in entries if e["e"] == "rec"]
+    ids = [r.get("record_id") for r in recs]
+    dup = sorted({i for i in ids if ids.count(i) > 1})
+    check(not dup, f"records journaled more than once: {dup}")
+    a_ticks = sum(r["seconds"] for r in recs if r.get("type") == "tick" and r.get("session") == A.session)
+    check(a_ticks == A_seconds, f"{A.label}: ticks in the journal sum to {a_ticks}s, billed {A_seconds}s")
+    check(not E.pending_records(entries), f"records left unacknowledged: {short(E.pending_records(entries))}")
