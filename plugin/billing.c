@@ -136,11 +136,6 @@ static void paystream_spool_error_event(int rc) {
  * it, and an empty commit proves nothing about the disk; a failed commit
  * keeps its lines, so the next commit that succeeds wrote them. */
 static void paystream_spool_written(int rc, gboolean commit) {
-	/* A failed fsync answers ERR_IO once and ERR_BROKEN from then on: an
-	 * empty append asks which (it writes nothing, and answers BROKEN only). */
-	if(rc == PAYSTREAM_SPOOL_ERR_IO &&
-			paystream_spool_append_text(paystream_billing_spool, "", 0, NULL) == PAYSTREAM_SPOOL_ERR_BROKEN)
-		rc = PAYSTREAM_SPOOL_ERR_BROKEN;
 	if(rc != PAYSTREAM_SPOOL_ERR_BROKEN && (!commit || (rc != PAYSTREAM_SPOOL_OK && rc != PAYSTREAM_SPOOL_ERR_IO)))
 		return;
 	g_mutex_lock(&paystream_billing_mutex);

@@ -114,10 +114,6 @@ static void paystream_crc32c_init(void) {
 #endif
 }
 
-/* Which one paystream_crc32c uses: "sse4.2", "armv8-crc" or "table" (the
- * unit test checks the choice against the CPU). Declared here until
- * checksum.h declares it. */
-const char *paystream_crc32c_implementation(void);
 const char *paystream_crc32c_implementation(void) {
 	return paystream_crc32c_impl_name;
 }

@@ -20,5 +20,8 @@
 uint32_t paystream_crc32c(uint32_t crc, const void *data, size_t len);
 /* The same, always with the portable table (for tests). */
 uint32_t paystream_crc32c_portable(uint32_t crc, const void *data, size_t len);
+/* Which one paystream_crc32c uses: "sse4.2", "armv8-crc" or "table" (the
+ * unit test checks the choice against the CPU). */
+const char *paystream_crc32c_implementation(void);
 
 #endif

@@ -379,14 +379,19 @@ static int paystream_spool_flush(paystream_spool *s) {
 	if(s->buf->len == 0)
 		return PAYSTREAM_SPOOL_OK;
 	if(!paystream_spool_write_all(s->fd, s->buf->str, s->buf->len)) {
-		/* Cut a partial write off, so that later lines never follow a torn one. */
-		if(ftruncate(s->fd, (off_t)s->file_bytes) != 0)
+		/* Cut a partial write off, so that later lines never follow a torn
+		 * one; then the same lines can be written again later. */
+		if(ftruncate(s->fd, (off_t)s->file_bytes) != 0) {
 			s->broken = TRUE;
+			return PAYSTREAM_SPOOL_ERR_BROKEN;
+		}
 		return PAYSTREAM_SPOOL_ERR_IO;
 	}
+	/* A failed flush may have lost pages already written: nothing written
+	 * since the last good flush can be trusted any more. */
 	if(fdatasync(s->fd) != 0) {
 		s->broken = TRUE;
-		return PAYSTREAM_SPOOL_ERR_IO;
+		return PAYSTREAM_SPOOL_ERR_BROKEN;
 	}
 	s->file_bytes += s->buf->len;
 	g_string_truncate(s->buf, 0);

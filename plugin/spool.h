@@ -100,8 +100,9 @@ typedef struct paystream_spool paystream_spool;
 typedef enum paystream_spool_status {
 	PAYSTREAM_SPOOL_OK = 0,
 	PAYSTREAM_SPOOL_ERR_FULL,		/* append refused: max_bytes reached */
-	PAYSTREAM_SPOOL_ERR_IO,			/* a write, fsync or rename failed; retry later */
-	PAYSTREAM_SPOOL_ERR_BROKEN,		/* an fsync failed earlier: close and open again */
+	PAYSTREAM_SPOOL_ERR_IO,			/* a write or rename failed and was undone; retry later */
+	PAYSTREAM_SPOOL_ERR_BROKEN,		/* an fsync (or the undoing of a failed write) failed,
+									 * now or earlier: close and open again */
 	PAYSTREAM_SPOOL_ERR_INVALID,	/* not a record (see above), bad id, too big */
 	PAYSTREAM_SPOOL_ERR_UNKNOWN,	/* no such unacked batch or tip */
 	PAYSTREAM_SPOOL_ERR_DUPLICATE,	/* a tip or batch with this id is already unacked */

@@ -132,7 +132,7 @@ void paystream_tip_request(paystream_message *msg, paystream_viewer *viewer, pay
 		g_hash_table_remove(paystream_tips_inflight, tip_id);
 		janus_mutex_unlock(&paystream_tips_mutex);
 		paystream_fail(result, rc, rc == PAYSTREAM_ERROR_INVALID_TIP ? "This tip_id is already being sent" :
-			"Tips cannot be taken now (the billing spool is full)");
+			"Tips cannot be taken now (the billing spool is full, or the disk failing)");
 	} else {
 		paystream_push(msg->session, msg->transaction, paystream_tip_result_event(room->id, tip_id, "pending", NULL), NULL);
 	}

@@ -122,7 +122,7 @@ static void paystream_watch(paystream_message *msg, paystream_result *result) {
 		paystream_fail(result, PAYSTREAM_ERROR_TOKEN_REQUIRED, "Room '%s' is priced: watch with a viewer token", room->id);
 	} else if(jwt != NULL && (result->code = paystream_metering_begin_locked(viewer, &token)) != 0) {
 		g_snprintf(result->text, sizeof(result->text), "%s", result->code == PAYSTREAM_ERROR_INVALID_TOKEN ?
-			"Token refused: its budget does not pay for one second" : "The billing spool is full: try again later");
+			"Token refused: its budget does not pay for one second" : "The billing spool cannot take new sessions now (full, or the disk failing): try again later");
 	} else {
 		janus_refcount_increase(&viewer->ref);	/* the room's */
 		g_hash_table_insert(room->viewers, viewer->viewer_id, viewer);

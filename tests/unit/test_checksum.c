@@ -15,9 +15,6 @@
 
 #include "../../plugin/checksum.h"
 
-/* checksum.c: "sse4.2", "armv8-crc" or "table" (not in checksum.h yet). */
-const char *paystream_crc32c_implementation(void);
-
 /* What paystream_crc32c should use on this CPU, asked independently. */
 static const char *expected_implementation(void) {
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
