@@ -221,8 +221,12 @@ static void paystream_note_success(void) {
 }
 
 /* Send one batch (body: built once, so a retry sends exactly the same
- * bytes) until the service takes it or the plugin stops. */
-static void paystream_send_batch(CURL *curl, const char *batch_id, const GString *body, guint count) {
+ * bytes) until the service takes it or the plugin stops. batch_id is its
+ * Idempotency-Key and the body's batch_id; spool_id the id the spool knows
+ * it by (the same, but for a replayed batch whose id was unfit: see the
+ * usage loop). */
+static void paystream_send_batch(CURL *curl, const char *batch_id, const char *spool_id, const GString *body,
+		guint count) {
 	g_mutex_lock(&paystream_billing_mutex);
 	paystream_inflight_records = count;
 	g_mutex_unlock(&paystream_billing_mutex);
@@ -230,7 +234,7 @@ static void paystream_send_batch(CURL *curl, const char *batch_id, const GString
 	for(guint attempt = 0; paystream_billing_is_running(); attempt++) {
 		long status = paystream_post(curl, "/v1/usage", batch_id, body->str, body->len, response);
 		if(status >= 200 && status < 300) {
-			paystream_spool_ack_batch(paystream_billing_spool, batch_id);
+			paystream_spool_ack_batch(paystream_billing_spool, spool_id);
 			paystream_note_success();
 			paystream_apply_stops(response->str);
 			break;
@@ -257,12 +261,31 @@ static gpointer paystream_usage_loop(gpointer data) {
 	GPtrArray *unacked = paystream_spool_unacked_batches(paystream_billing_spool);
 	for(guint i = 0; i < unacked->len && paystream_billing_is_running(); i++) {
 		paystream_spool_batch_text *batch = g_ptr_array_index(unacked, i);
-		JANUS_LOG(LOG_INFO, "[paystream] re-sending spooled batch %s\n", batch->batch_id);
-		paystream_billing_batch_body_begin(body, batch->batch_id, paystream_billing_instance,
-			janus_get_real_time() / 1000);
+		/* The plugin's batch ids are UUIDs. One that could not be a header
+		 * value or a JSON string as it is (only a journal written by hand)
+		 * goes under a fresh id: its records keep theirs, and the service
+		 * deduplicates them by record_id all the same. */
+		gboolean fit = paystream_viewer_id_valid(batch->batch_id);
+		char *fresh = fit ? NULL : paystream_random_uuid();
+		if(!fit && fresh == NULL) {
+			JANUS_LOG(LOG_ERR, "[paystream] spooled batch %u of %u left in the spool: no random id for it\n",
+				i + 1, unacked->len);
+			continue;
+		}
+		if(fresh != NULL) {
+			char *shown = g_strescape(batch->batch_id, NULL);
+			JANUS_LOG(LOG_WARN, "[paystream] spooled batch \"%.200s\" has an id unfit for the billing call: "
+				"re-sending its records as batch %s\n", shown, fresh);
+			g_free(shown);
+		} else {
+			JANUS_LOG(LOG_INFO, "[paystream] re-sending spooled batch %s\n", batch->batch_id);
+		}
+		const char *key = fresh != NULL ? fresh : batch->batch_id;
+		paystream_billing_batch_body_begin(body, key, paystream_billing_instance, janus_get_real_time() / 1000);
 		g_string_append_len(body, batch->records->str, (gssize)batch->records->len);
 		paystream_billing_batch_body_end(body);
-		paystream_send_batch(curl, batch->batch_id, body, batch->count);
+		paystream_send_batch(curl, key, batch->batch_id, body, batch->count);
+		g_free(fresh);
 	}
 	g_ptr_array_unref(unacked);
 	while(paystream_billing_is_running()) {
@@ -275,7 +298,7 @@ static gpointer paystream_usage_loop(gpointer data) {
 			paystream_spool_written(rc, FALSE);
 		if(rc == PAYSTREAM_SPOOL_OK) {
 			paystream_billing_batch_body_end(body);
-			paystream_send_batch(curl, batch_id, body, count);
+			paystream_send_batch(curl, batch_id, batch_id, body, count);
 			g_free(batch_id);
 			if(paystream_spool_pending_count(paystream_billing_spool) > 0)
 				continue;	/* a backlog: drain it without waiting */
@@ -357,7 +380,20 @@ static gpointer paystream_tips_loop(gpointer data) {
 			gboolean expired = now - *first > (gint64)paystream_tip_timeout * G_USEC_PER_SEC;
 			g_mutex_unlock(&paystream_billing_mutex);
 			gboolean settled = FALSE;
-			if(expired) {
+			if(!paystream_viewer_id_valid(tip_id)) {
+				/* Clients' tip ids are checked (docs/API.md): this one comes from
+				 * a journal written by hand and cannot be an Idempotency-Key.
+				 * Not sent, so never charged; the tipper, if still here, is told. */
+				char *shown = g_strescape(tip_id, NULL);
+				JANUS_LOG(LOG_ERR, "[paystream] spooled tip \"%.200s\" has an id unfit for the billing call: "
+					"dropped as failed\n", shown);
+				g_free(shown);
+				paystream_spool_ack_tip(paystream_billing_spool, tip_id);
+				paystream_spool_written(paystream_spool_commit(paystream_billing_spool), TRUE);
+				if(paystream_callbacks.tip_result)
+					paystream_callbacks.tip_result(tip, "failed", "invalid_tip_id");
+				settled = TRUE;
+			} else if(expired) {
 				/* Not confirmed in time: the tipper is told it failed and it is
 				 * not retried any more. The service's ledger stays the truth. */
 				JANUS_LOG(LOG_WARN, "[paystream] tip %s not confirmed within %us: failed\n", tip_id, paystream_tip_timeout);

@@ -186,3 +186,67 @@ async def disk_full_scenario(ctx, sink, svc, spool, filler):
     a_ticks = sum(r["seconds"] for r in recs if r.get("type") == "tick" and r.get("session") == A.session)
     check(a_ticks == A_seconds, f"{A.label}: ticks in the journal sum to {a_ticks}s, billed {A_seconds}s")
     check(not E.pending_records(entries), f"records left unacknowledged: {short(E.pending_records(entries))}")
+
+
+def journal_line(body):
+    """One journal line (docs/BILLING.md, "The spool on disk") for body (bytes)."""
+    return b"%08x " % E.crc32c(body) + body + b"\n"
+
+
+def compact_json(obj):
+    import json
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+@E.test(timeout=120, registry=TESTS)
+async def test_spool_unfit_ids(ctx):
+    """A journal written by hand whose unacknowledged batch id and tip id
+    hold a quote and a carriage return (no id the plugin makes, nothing a
+    client can send): the batch's records are delivered under a fresh
+    batch id (a UUID) and billed once, the tip is dropped as failed and
+    never sent (so never charged), both logged; Janus keeps serving."""
+    svc = await B.service(ctx)
+    srv = await E.events_janus(ctx, svc)
+    rc = await asyncio.to_thread(srv.stop)
+    check(rc == 0, f"janus exit code {rc} on SIGTERM")
+    await ctx.cleanup()
+    viewer, room = H.rand_id("unfit"), H.rand_id("room")
+    await svc.fund(viewer, 1000)
+    sid = H.rand_id("sess")
+    ids = {"session": sid, "room": room, "viewer": viewer}
+    start = {"type": "session_start", "record_id": f"{sid}:start", **ids, "at": 1000,
+             "price_per_second": 3, "currency": "CRD"}
+    ticks = [{"type": "tick", "record_id": f"{sid}:{n}", **ids, "start": 1000 + n * 1000, "seconds": s,
+              "amount": 3 * s, "currency": "CRD"} for n, s in ((1, 2), (2, 1))]
+    bad_batch, bad_tip = b'bad"batch\rid', b'tip"\rx'
+    tip = {"tip_id": bad_tip.decode(), "room": room, "viewer": viewer, "session": sid, "amount": 50,
+           "currency": "CRD", "message": "hand written"}
+    lines = [b"H 2 1"] + [b"R %d " % (i + 1) + compact_json(r) for i, r in enumerate([start] + ticks)]
+    lines += [b"B 1 3 " + bad_batch, b"T %d " % len(bad_tip) + bad_tip + b" " + compact_json(tip)]
+    path = os.path.join(srv.workdir, "spool", E.SPOOL_FILE)
+    with open(path, "wb") as f:
+        f.write(b"".join(journal_line(line) for line in lines))
+
+    log_off = srv.log_size()[0]
+    await asyncio.to_thread(srv.start)
+    check(srv.alive(), srv.death_reason() or "janus died")
+    s = await B.poll(lambda: svc.session(sid), lambda s: s is not None and s["billed_seconds"] == 3, 20,
+                     "the hand-written batch's ticks were not billed")
+    check(s["billed_amount"] == 9, f"session billed {short(s)}, want 9")
+    usage = await B.usage_entries(svc, viewer)
+    B.check_refs_unique(usage, viewer)
+    check({e["ref"] for e in usage} == {f"{sid}:1", f"{sid}:2"}, f"usage refs {short(usage)}")
+    resent = srv.log_grep("has an id unfit for the billing call: re-sending its records as batch", log_off)
+    check(len(resent) == 1, f"log lines about the batch: {resent}")
+    fresh = resent[0].rsplit(" ", 1)[-1].strip()
+    check(len(fresh) == 36 and fresh.count("-") == 4, f"the fresh batch id {fresh!r} is not a UUID")
+    dropped = srv.log_grep("has an id unfit for the billing call: dropped as failed", log_off)
+    check(len(dropped) == 1, f"log lines about the tip: {dropped}")
+    await B.poll(lambda: B.plugin_billing_stats(ctx), lambda b: b["queue_depth"] == 0 and
+                 b["tips_in_flight"] == 0, 20, "the spool did not drain")
+    check(not await B.tip_entries(svc, viewer), "the tip with the unfit id was charged")
+    check(not [t for t in await svc.tips() if t.get("viewer") == viewer], "the tip reached the service")
+    check(await svc.balance(viewer) == 1000 - 9, "balance after the batch")
+    # Janus keeps serving: a room can be created and listed
+    data = await ctx.sync({"request": "create", "description": "after unfit ids"})
+    check(data.get("paystream") == "created", f"create after the replay: {short(data)}")
