@@ -525,6 +525,42 @@ class BatchTests(Base):
         self.assertEqual(row[0], hashlib.sha256(canonical).hexdigest())
         self.assertEqual(texts, [json.dumps(r, separators=(",", ":"), sort_keys=True) for r in b["records"]])
 
+    def test_tick_fingerprints_and_texts_are_canonical_whatever_the_escapes(self):
+        """Ticks take a faster path to their canonical JSON (a template, and no escaping at all
+        when the body's text has no backslash, DEL or non-ASCII byte): its fingerprint and
+        stored texts are the encoder's, for plain ticks, ticks with escapes (sent escaped, or
+        as raw UTF-8 and DEL), and ticks with other fields or types (a bool, an extra field)."""
+        odd = Viewing(self.viewer + '-"\\\u00e9\u2028', self.room)
+        plain, escaped = Viewing(self.viewer, self.room), [odd.tick(), odd.tick()]
+        cases = [(batch(plain.tick(), plain.tick(3)), False), (batch(*escaped), False),
+                 (batch(odd.tick()), True), (batch(Viewing(self.viewer + "\x7f", self.room).tick()), True),
+                 (batch(dict(plain.tick(), extra=1), plain.tick()), False),
+                 (batch(dict(plain.tick(), start=True)), False)]
+        db = sqlite3.connect("file:%s?mode=ro" % self.s.db, uri=True)
+        try:
+            for b, raw_utf8 in cases:
+                raw = json.dumps(b, separators=(",", ":"), ensure_ascii=not raw_utf8).encode()
+                st, body, _, _ = self.s.signed("usage", b, raw=raw)
+                if b["records"][0].get("start") is True:
+                    self.assertEqual(st, 400, body)       # a bool is not an integer
+                    continue
+                self.assertEqual(st, 200, body)
+                canonical = json.dumps({k: x for k, x in b.items() if k != "sent_at"}, separators=(",", ":"),
+                                       sort_keys=True).encode()
+                row = db.execute("SELECT fingerprint FROM idempotency WHERE endpoint = 'usage' AND key = ?",
+                                 (b["batch_id"],)).fetchone()
+                self.assertEqual(row[0], hashlib.sha256(canonical).hexdigest(), b)
+                texts = [r[0] for r in db.execute("SELECT json FROM records WHERE batch_id = ? ORDER BY rowid",
+                                                  (b["batch_id"],))]
+                self.assertEqual(texts, [json.dumps(r, separators=(",", ":"), sort_keys=True) for r in b["records"]])
+                # the same batch sent again, escaped the other way: the same request
+                other = json.dumps(b, separators=(",", ":"), ensure_ascii=raw_utf8).encode()
+                st2, _, _, resp = self.s.signed("usage", b, raw=other)
+                self.assertEqual((st2, resp.getheader("Idempotent-Replayed")), (200, "true"))
+        finally:
+            db.close()
+        self.assertLedgerConsistent()
+
 
 class TipTests(Base):
     def test_tip_accepted_moves_money(self):
@@ -725,16 +761,28 @@ class ProcessTests(unittest.TestCase):
             _, _, raw, _ = svc.signed("usage", b)
             t = tip("alice", "x", 100)
             self.assertEqual(svc.signed("tips", t)[0], 200)
+            # sessions are memory rebuilt from the batch log at start: ended, mismatched, open
+            w, u = Viewing("alice", "x", price=3), Viewing("alice", "x", price=1)
+            svc.signed("usage", batch(w.tick(), u.start(), w.start(), w.end(seconds=9), {"type": "x", "record_id": "r"}))
+            svc.signed("usage", batch(u.tick(), w.tick(), dict(u.tick(), record_id=w.start()["record_id"])))
+            before = [svc.get(path)[1] for path in ("/admin/sessions", "/admin/ledger", "/admin/accounts")]
             self.assertEqual(svc.stop(), 0)
             self.assertIn("stopped", open(svc.stderr.name).read())
             again = Service(tmp, db=svc.db)
             try:
-                self.assertEqual(again.balance("alice"), 380)
+                self.assertEqual([again.get(path)[1] for path in ("/admin/sessions", "/admin/ledger",
+                                                                  "/admin/accounts")], before)
+                self.assertEqual(again.stats()["mismatches"], 1)
+                again.signed("usage", batch(u.tick(), u.end(seconds=2, amount=2)))   # (one tick was a duplicate)
+                sessions = {x["session"]: x for x in again.get("/admin/sessions")[1]["sessions"]}
+                self.assertEqual((sessions[u.session]["mismatch"], sessions[w.session]["mismatch"]), (0, 1))
+                self.assertEqual(again.balance("alice"), 380 - 3 - 3 - 1 - 1)
+                again.fund("alice", 380)
                 st, _, raw2, _ = again.signed("usage", b)
                 self.assertEqual((st, raw2), (200, raw))
                 self.assertEqual(again.signed("tips", t)[0], 200)
                 self.assertEqual(again.balance("alice"), 380)
-                self.assertEqual(again.balance("room:x"), 120)
+                self.assertEqual(again.balance("room:x"), 120 + 8)
             finally:
                 again.stop()
         finally:
