@@ -367,11 +367,11 @@ int main(int argc, char **argv) {
 		fflush(stdout);
 	}
 	printf("%-6s %9s", "median", "");
-	double col[64];
+	double *col = g_new(double, runs);
 	for(int p = 0; p < PH_N + 2; p++) {
 		for(guint r = 0; r < runs; r++)
 			col[r] = vals[r][p];
-		printf(" %*.1f", p == PH_BEGIN || p >= PH_N ? 9 : 8, bench_median(col, (int)MIN(runs, 64)));
+		printf(" %*.1f", p == PH_BEGIN || p >= PH_N ? 9 : 8, bench_median(col, (int)runs));
 	}
 	printf("\n");
 	/* One machine-readable line for bench/run. */
@@ -380,16 +380,17 @@ int main(int argc, char **argv) {
 		for(guint r = 0; r < runs; r++)
 			col[r] = vals[r][p];
 		static const char *const extra[] = { "total", "total_cpu" };
-		printf(" %s=%.1f", p < PH_N ? phase_names[p] : extra[p - PH_N], bench_median(col, (int)MIN(runs, 64)));
+		printf(" %s=%.1f", p < PH_N ? phase_names[p] : extra[p - PH_N], bench_median(col, (int)runs));
 	}
 	/* Each phase's thread CPU too (the fdatasync waits left out). */
 	for(int p = 0; p < PH_N; p++) {
 		for(guint r = 0; r < runs; r++)
 			col[r] = cpus[r][p];
-		printf(" %s_cpu=%.1f", phase_names[p], bench_median(col, (int)MIN(runs, 64)));
+		printf(" %s_cpu=%.1f", phase_names[p], bench_median(col, (int)runs));
 	}
 	printf("\n");
 	g_free(vals);
 	g_free(cpus);
+	g_free(col);
 	return 0;
 }

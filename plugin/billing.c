@@ -44,6 +44,8 @@ static GCond paystream_billing_wake;
 static gboolean paystream_billing_running;
 static GThread *paystream_usage_thread, *paystream_tips_thread;
 static GHashTable *paystream_tips_due;		/* tip_id -> first attempt (monotonic us) */
+static GHashTable *paystream_tips_done;		/* tip ids settled whose ack the spool could not take
+											 * (tips thread only): never sent or told again */
 static gint64 paystream_last_success;		/* unix ms of the last 2xx, 0: none */
 static guint paystream_failures;			/* consecutive failed usage calls */
 static guint paystream_inflight_records;	/* in the batch being sent */
@@ -171,6 +173,20 @@ static void paystream_spool_written(int rc, gboolean commit) {
 	}
 }
 
+/* Commit the spool and note the outcome, both under paystream_commit_mutex:
+ * the ticker and the tips thread both commit, and an outcome noted after a
+ * later one would leave a stale state (a failed write reported after a
+ * good one). Taken only here, before the billing or spool mutex. */
+static GMutex paystream_commit_mutex;
+
+static int paystream_commit_noted(void) {
+	g_mutex_lock(&paystream_commit_mutex);
+	int rc = paystream_spool_commit(paystream_billing_spool);
+	paystream_spool_written(rc, TRUE);
+	g_mutex_unlock(&paystream_commit_mutex);
+	return rc;
+}
+
 /* rc is a spool failure already reported by paystream_spool_written. */
 static gboolean paystream_spool_trouble_known(int rc) {
 	g_mutex_lock(&paystream_billing_mutex);
@@ -291,11 +307,12 @@ static gpointer paystream_usage_loop(gpointer data) {
 	while(paystream_billing_is_running()) {
 		char *batch_id = paystream_random_uuid();
 		guint count = 0;
-		paystream_billing_batch_body_begin(body, batch_id, paystream_billing_instance, janus_get_real_time() / 1000);
-		int rc = batch_id == NULL ? PAYSTREAM_SPOOL_ERR_IO :
-			paystream_spool_begin_batch(paystream_billing_spool, batch_id, PAYSTREAM_BATCH_MAX, body, &count);
-		if(batch_id != NULL)
+		int rc = PAYSTREAM_SPOOL_ERR_IO;	/* no random id: try again next interval */
+		if(batch_id != NULL) {
+			paystream_billing_batch_body_begin(body, batch_id, paystream_billing_instance, janus_get_real_time() / 1000);
+			rc = paystream_spool_begin_batch(paystream_billing_spool, batch_id, PAYSTREAM_BATCH_MAX, body, &count);
 			paystream_spool_written(rc, FALSE);
+		}
 		if(rc == PAYSTREAM_SPOOL_OK) {
 			paystream_billing_batch_body_end(body);
 			paystream_send_batch(curl, batch_id, batch_id, body, count);
@@ -312,8 +329,12 @@ static gpointer paystream_usage_loop(gpointer data) {
 		/* Keep the journal small once it has been drained. */
 		if(paystream_spool_bytes(paystream_billing_spool) > paystream_spool_max / 2)
 			paystream_spool_compact(paystream_billing_spool);
+		/* (The spool's lock is taken before the billing mutex, never inside it:
+		 * it is held through fdatasyncs, and rooms' locks wait on the billing
+		 * mutex in paystream_billing_accepting.) */
+		gboolean drained = paystream_spool_bytes(paystream_billing_spool) < paystream_spool_max / 2;
 		g_mutex_lock(&paystream_billing_mutex);
-		if(paystream_spool_full && paystream_spool_bytes(paystream_billing_spool) < paystream_spool_max / 2) {
+		if(paystream_spool_full && drained) {
 			paystream_spool_full = FALSE;
 			JANUS_LOG(LOG_INFO, "[paystream] spool drained: priced sessions accepted again\n");
 		}
@@ -326,6 +347,19 @@ static gpointer paystream_usage_loop(gpointer data) {
 }
 
 /* ---- tips ----------------------------------------------------------- */
+
+/* The tip's outcome is known: it leaves the spool and its tipper is told,
+ * once. If the spool cannot take the ack (broken: only a restart helps),
+ * the tip is remembered as done here, so it is neither sent nor told
+ * again; a restart replays it, and the service answers the repeat from its
+ * idempotency record without charging twice. */
+static void paystream_tip_settle(const char *tip_id, json_t *tip, const char *outcome, const char *reason) {
+	if(paystream_spool_ack_tip(paystream_billing_spool, tip_id) != PAYSTREAM_SPOOL_OK)
+		g_hash_table_add(paystream_tips_done, g_strdup(tip_id));
+	paystream_commit_noted();
+	if(paystream_callbacks.tip_result)
+		paystream_callbacks.tip_result(tip, outcome, reason);
+}
 
 /* Send one tip once; returns TRUE when it is settled (accepted, declined). */
 static gboolean paystream_send_tip(CURL *curl, const char *tip_id, json_t *tip, GString *response) {
@@ -349,10 +383,7 @@ static gboolean paystream_send_tip(CURL *curl, const char *tip_id, json_t *tip, 
 		return FALSE;
 	}
 	paystream_note_success();
-	paystream_spool_ack_tip(paystream_billing_spool, tip_id);
-	paystream_spool_written(paystream_spool_commit(paystream_billing_spool), TRUE);
-	if(paystream_callbacks.tip_result)
-		paystream_callbacks.tip_result(tip, outcome, reason);
+	paystream_tip_settle(tip_id, tip, outcome, reason);
 	g_free(reason);
 	return TRUE;
 }
@@ -364,11 +395,15 @@ static gpointer paystream_tips_loop(gpointer data) {
 	while(paystream_billing_is_running()) {
 		json_t *tips = paystream_spool_unacked_tips(paystream_billing_spool);
 		gboolean all_settled = TRUE;
+		guint listed = 0;
 		size_t i;
 		json_t *entry;
 		json_array_foreach(tips, i, entry) {
 			const char *tip_id = json_string_value(json_object_get(entry, "tip_id"));
 			json_t *tip = json_object_get(entry, "tip");
+			if(g_hash_table_contains(paystream_tips_done, tip_id))
+				continue;
+			listed++;
 			gint64 now = g_get_monotonic_time();
 			g_mutex_lock(&paystream_billing_mutex);
 			gint64 *first = g_hash_table_lookup(paystream_tips_due, tip_id);
@@ -388,19 +423,13 @@ static gpointer paystream_tips_loop(gpointer data) {
 				JANUS_LOG(LOG_ERR, "[paystream] spooled tip \"%.200s\" has an id unfit for the billing call: "
 					"dropped as failed\n", shown);
 				g_free(shown);
-				paystream_spool_ack_tip(paystream_billing_spool, tip_id);
-				paystream_spool_written(paystream_spool_commit(paystream_billing_spool), TRUE);
-				if(paystream_callbacks.tip_result)
-					paystream_callbacks.tip_result(tip, "failed", "invalid_tip_id");
+				paystream_tip_settle(tip_id, tip, "failed", "invalid_tip_id");
 				settled = TRUE;
 			} else if(expired) {
 				/* Not confirmed in time: the tipper is told it failed and it is
 				 * not retried any more. The service's ledger stays the truth. */
 				JANUS_LOG(LOG_WARN, "[paystream] tip %s not confirmed within %us: failed\n", tip_id, paystream_tip_timeout);
-				paystream_spool_ack_tip(paystream_billing_spool, tip_id);
-				paystream_spool_written(paystream_spool_commit(paystream_billing_spool), TRUE);
-				if(paystream_callbacks.tip_result)
-					paystream_callbacks.tip_result(tip, "failed", "billing_unreachable");
+				paystream_tip_settle(tip_id, tip, "failed", "billing_unreachable");
 				settled = TRUE;
 			} else {
 				settled = paystream_send_tip(curl, tip_id, tip, response);
@@ -413,7 +442,7 @@ static gpointer paystream_tips_loop(gpointer data) {
 				all_settled = FALSE;
 			}
 		}
-		gboolean none = json_array_size(tips) == 0;
+		gboolean none = listed == 0;
 		json_decref(tips);
 		if(none || all_settled) {
 			attempt = 0;
@@ -470,9 +499,7 @@ gsize paystream_billing_records(const char *text, gsize len) {
 int paystream_billing_commit(void) {
 	if(paystream_billing_spool == NULL)
 		return 0;
-	int rc = paystream_spool_commit(paystream_billing_spool);
-	paystream_spool_written(rc, TRUE);
-	if(rc != PAYSTREAM_SPOOL_OK)
+	if(paystream_commit_noted() != PAYSTREAM_SPOOL_OK)
 		return -1;
 	/* Records are durable now: let the usage thread send them at once, so a
 	 * stop from the service bites within about a second of the tick. */
@@ -511,9 +538,10 @@ json_t *paystream_billing_stats(void) {
 	json_object_set_new(stats, "enabled", json_boolean(paystream_billing_spool != NULL));
 	if(paystream_billing_spool == NULL)
 		return stats;
+	guint pending = paystream_spool_pending_count(paystream_billing_spool);	/* not under the billing mutex */
+	guint64 spool_bytes = paystream_spool_bytes(paystream_billing_spool);
 	g_mutex_lock(&paystream_billing_mutex);
-	json_object_set_new(stats, "queue_depth", json_integer(paystream_spool_pending_count(paystream_billing_spool) +
-		paystream_inflight_records));
+	json_object_set_new(stats, "queue_depth", json_integer(pending + paystream_inflight_records));
 	json_object_set_new(stats, "last_success", paystream_last_success ? json_integer(paystream_last_success) : json_null());
 	json_object_set_new(stats, "consecutive_failures", json_integer(paystream_failures));
 	json_object_set_new(stats, "tips_in_flight", json_integer(g_hash_table_size(paystream_tips_due)));
@@ -521,7 +549,7 @@ json_t *paystream_billing_stats(void) {
 	json_object_set_new(stats, "spool_broken", json_boolean(paystream_spool_broken));
 	json_object_set_new(stats, "spool_write_failing", json_boolean(paystream_spool_failed_writes > 0));
 	g_mutex_unlock(&paystream_billing_mutex);
-	json_object_set_new(stats, "spool_bytes", json_integer(paystream_spool_bytes(paystream_billing_spool)));
+	json_object_set_new(stats, "spool_bytes", json_integer(spool_bytes));
 	json_object_set_new(stats, "spool_max_bytes", json_integer(paystream_spool_max));
 	return stats;
 }
@@ -569,6 +597,7 @@ int paystream_billing_start(const paystream_general_settings *general, const pay
 	paystream_tip_timeout = general->tip_timeout;
 	paystream_spool_max = general->spool_max_bytes;
 	paystream_tips_due = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+	paystream_tips_done = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	paystream_billing_running = TRUE;
 	paystream_usage_thread = g_thread_new("paystream usage", paystream_usage_loop, NULL);
@@ -592,6 +621,8 @@ void paystream_billing_stop(void) {
 	paystream_billing_spool = NULL;
 	g_hash_table_destroy(paystream_tips_due);
 	paystream_tips_due = NULL;
+	g_hash_table_destroy(paystream_tips_done);
+	paystream_tips_done = NULL;
 	g_free(paystream_billing_url);
 	g_free(paystream_billing_secret);
 	g_free(paystream_billing_instance);

@@ -175,6 +175,8 @@ gboolean paystream_metering_refresh_locked(paystream_viewer *viewer, const payst
 	gboolean runs = paystream_meter_refresh(&viewer->meter,
 		token->has_budget ? token->budget : PAYSTREAM_METER_NO_BUDGET);
 	if(was_stopped && runs) {
+		/* A flag the relay raised before the stop is not this second's. */
+		__atomic_store_n(&viewer->media_relayed, 0, __ATOMIC_RELAXED);
 		g_atomic_int_set(&viewer->stopped, 0);
 		return TRUE;
 	}

@@ -962,7 +962,10 @@ json_t *paystream_spool_unacked_tips(paystream_spool *s) {
 	g_mutex_lock(&s->mutex);
 	for(GList *l = s->tips.head; l != NULL; l = l->next) {
 		paystream_spool_tip *tip = l->data;
-		json_array_append_new(list, json_pack("{s:s, s:o}", "tip_id", tip->id, "tip", json_deep_copy(tip->tip)));
+		/* (An id need not be UTF-8 here: the caller checks it, so it is
+		 * listed as it is rather than left out.) */
+		json_array_append_new(list, json_pack("{s:o, s:o}", "tip_id", json_stringn_nocheck(tip->id, strlen(tip->id)),
+			"tip", json_deep_copy(tip->tip)));
 	}
 	g_mutex_unlock(&s->mutex);
 	return list;

@@ -391,6 +391,17 @@ int main(void) {
 	is_str(json_string_value(json_object_get(json_array_get(tips, 0), "tip_id")), "tip-2", "it is tip-2");
 	is_int(json_integer_value(json_object_get(json_object_get(json_array_get(tips, 0), "tip"), "amount")), 5, "with its body");
 	json_decref(tips);
+	/* An id that is not UTF-8 (only a journal written by hand has one: the
+	 * plugin checks clients' ids) is still listed, for billing.c to drop. */
+	json_t *t2 = json_pack("{s:i}", "amount", 6);
+	is_int(paystream_spool_append_tip(s, "\xff\xfe", t2), PAYSTREAM_SPOOL_OK, "a tip id that is not UTF-8 is kept");
+	json_decref(t2);
+	s = reopen(s, dir, 4096, &rep);
+	tips = paystream_spool_unacked_tips(s);
+	ok(json_array_size(tips) == 2 && strcmp(json_string_value(json_object_get(json_array_get(tips, 1), "tip_id")),
+		"\xff\xfe") == 0, "and listed with its bytes, after a reopen too");
+	json_decref(tips);
+	is_int(paystream_spool_ack_tip(s, "\xff\xfe"), PAYSTREAM_SPOOL_OK, "and acked by them");
 	is_int(rep.pending_records, 1, "the record is still pending");
 	paystream_spool_close(s);
 	rm_dir(dir);
