@@ -5,7 +5,8 @@
  * records (a session_start for each of --sessions sessions, then ticks,
  * built with the real records.c and spooled with spool.c, committed every
  * 1000 appends as the ticker commits a round), then drains it exactly as
- * plugin/billing.c's usage thread does with a backlog: begin_batch(1000)
+ * plugin/billing.c's usage thread does with a backlog: begin_batch(--batch-max,
+ * default the plugin's billing_batch_max default)
  * (on disk before it is sent; the records' text), the body
  * paystream_billing_batch_body() around it, paystream_signature_header(), POST with one
  * reused libcurl handle and the same headers and options, on a 2xx
@@ -21,6 +22,7 @@
  *
  *   bench_delivery --url http://127.0.0.1:PORT --secret S [--records N]
  *                  [--sessions N] [--viewers N] [--dir BASE] [--service-pid PID]
+ *                  [--batch-max N]
  */
 #include <getopt.h>
 #include <sys/resource.h>
@@ -32,12 +34,12 @@
 #include "ids.h"
 #include "meter.h"
 #include "records.h"
+#include "settings.h"
 #include "signature.h"
 #include "spool.h"
 
 #include "bench_common.h"
 
-#define BENCH_BATCH_MAX 1000
 #define BENCH_SPOOL_MAX (64 * 1024 * 1024)
 
 static void fail(const char *what, int rc) {
@@ -85,7 +87,7 @@ static gint64 bench_self_cpu_ns(void) {
 
 int main(int argc, char **argv) {
 	const char *url = NULL, *secret = "bench-billing-secret", *base = "/var/tmp";
-	guint records = 200000, sessions = 1000, viewers = 250;
+	guint records = 200000, sessions = 1000, viewers = 250, batch_max = PAYSTREAM_DEFAULT_BATCH_MAX;
 	long service_pid = 0;
 	static const struct option opts[] = {
 		{ "url", required_argument, NULL, 'u' },
@@ -95,6 +97,7 @@ int main(int argc, char **argv) {
 		{ "viewers", required_argument, NULL, 'v' },
 		{ "dir", required_argument, NULL, 'd' },
 		{ "service-pid", required_argument, NULL, 'p' },
+		{ "batch-max", required_argument, NULL, 'b' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
@@ -107,12 +110,13 @@ int main(int argc, char **argv) {
 		case 'v': viewers = (guint)strtoul(optarg, NULL, 10); break;
 		case 'd': base = optarg; break;
 		case 'p': service_pid = strtol(optarg, NULL, 10); break;
+		case 'b': batch_max = (guint)strtoul(optarg, NULL, 10); break;
 		default: url = NULL; optind = argc; break;
 		}
 	}
-	if(url == NULL || records < sessions || sessions == 0 || viewers == 0) {
+	if(url == NULL || records < sessions || sessions == 0 || viewers == 0 || batch_max == 0) {
 		fprintf(stderr, "usage: bench_delivery --url http://HOST:PORT --secret S [--records N] [--sessions N]\n"
-			"                      [--viewers N] [--dir BASE] [--service-pid PID]\n");
+			"                      [--viewers N] [--dir BASE] [--service-pid PID] [--batch-max N]\n");
 		return 2;
 	}
 	char *endpoint = g_strdup_printf("%s/v1/usage", url);
@@ -184,7 +188,7 @@ int main(int argc, char **argv) {
 		guint count = 0;
 		gint64 a = bench_now_ns();
 		paystream_billing_batch_body_begin(body, batch_id, instance_json, g_get_real_time() / 1000);
-		rc = paystream_spool_begin_batch(s, batch_id, BENCH_BATCH_MAX, body, &count);
+		rc = paystream_spool_begin_batch(s, batch_id, batch_max, body, &count);
 		gint64 b = bench_now_ns();
 		t_begin += b - a;
 		if(rc == PAYSTREAM_SPOOL_ERR_EMPTY) {

@@ -34,7 +34,7 @@
  * being the functions bench_phase_*.
  *
  *   bench_metering [--sessions N] [--seconds S] [--interval I] [--runs R]
- *                  [--dir BASE] [--spool-max BYTES] [--per-room V]
+ *                  [--dir BASE] [--spool-max BYTES] [--per-room V] [--batch-max N]
  */
 #include <getopt.h>
 #include <unistd.h>
@@ -44,13 +44,13 @@
 #include "billing_http.h"
 #include "meter.h"
 #include "records.h"
+#include "settings.h"
 #include "signature.h"
 #include "spool.h"
 #include "ids.h"
 
 #include "bench_common.h"
 
-#define BENCH_BATCH_MAX 1000	/* PAYSTREAM_BATCH_MAX in billing.c */
 #define BENCH_PRICE 10
 #define BENCH_SECRET "bench-billing-secret"
 #define BENCH_INSTANCE "bench-instance"
@@ -80,6 +80,7 @@ typedef struct bench_run {
 } bench_run;
 
 static guint bench_interval = 1;
+static guint bench_batch_max = PAYSTREAM_DEFAULT_BATCH_MAX;	/* billing_batch_max */
 static guint64 bench_spool_max = 64 * 1024 * 1024;	/* the plugin's default */
 static gint64 bench_usage_seconds;	/* room counters, as the ticker keeps them */
 static gint64 bench_usage_amount;
@@ -158,7 +159,7 @@ static __attribute__((noinline)) void bench_phase_commit(paystream_spool *s) {
 static __attribute__((noinline)) int bench_phase_begin_batch(paystream_spool *s, GString *body, char **id) {
 	*id = paystream_random_uuid();
 	paystream_billing_batch_body_begin(body, *id, bench_instance_json, g_get_real_time() / 1000);
-	int rc = paystream_spool_begin_batch(s, *id, BENCH_BATCH_MAX, body, NULL);
+	int rc = paystream_spool_begin_batch(s, *id, bench_batch_max, body, NULL);
 	if(rc != PAYSTREAM_SPOOL_OK)
 		g_free(*id);
 	return rc;
@@ -300,7 +301,7 @@ static void bench_one_run(const char *base, guint n, guint seconds, guint per_ro
 
 static void usage(void) {
 	fprintf(stderr, "usage: bench_metering [--sessions N] [--seconds S] [--interval I] [--runs R]\n"
-		"                      [--dir BASE] [--spool-max BYTES] [--per-room V]\n");
+		"                      [--dir BASE] [--spool-max BYTES] [--per-room V] [--batch-max N]\n");
 	exit(2);
 }
 
@@ -315,6 +316,7 @@ int main(int argc, char **argv) {
 		{ "dir", required_argument, NULL, 'd' },
 		{ "spool-max", required_argument, NULL, 'm' },
 		{ "per-room", required_argument, NULL, 'p' },
+		{ "batch-max", required_argument, NULL, 'b' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
@@ -327,10 +329,11 @@ int main(int argc, char **argv) {
 		case 'd': base = optarg; break;
 		case 'm': bench_spool_max = g_ascii_strtoull(optarg, NULL, 10); break;
 		case 'p': per_room = (guint)strtoul(optarg, NULL, 10); break;
+		case 'b': bench_batch_max = (guint)strtoul(optarg, NULL, 10); break;
 		default: usage();
 		}
 	}
-	if(n == 0 || seconds == 0 || bench_interval == 0 || runs == 0 || per_room == 0)
+	if(n == 0 || seconds == 0 || bench_interval == 0 || runs == 0 || per_room == 0 || bench_batch_max == 0)
 		usage();
 	bench_instance_json = paystream_record_quote(BENCH_INSTANCE);
 	bench_backlog = g_string_sized_new(1024 * 1024);

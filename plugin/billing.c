@@ -2,7 +2,7 @@
  * (see billing.h).
  *
  * Usage: every billing_interval the usage thread takes up to
- * PAYSTREAM_BATCH_MAX pending records from the spool as a batch (recorded in
+ * billing_batch_max pending records from the spool as a batch (recorded in
  * the spool before it is sent), POSTs it, and on a 2xx acknowledges it and
  * applies the service's stop list. On anything else it retries that same
  * batch with backoff. Batches left unacknowledged by a previous run go first,
@@ -29,7 +29,6 @@
 #include "signature.h"
 #include "spool.h"
 
-#define PAYSTREAM_BATCH_MAX 1000
 #define PAYSTREAM_RETRY_BASE_MS 250
 
 static paystream_billing_callbacks paystream_callbacks;
@@ -37,6 +36,7 @@ static paystream_spool *paystream_billing_spool;
 static char *paystream_billing_url, *paystream_billing_secret;
 static char *paystream_billing_instance;	/* as a JSON string, quotes included */
 static guint32 paystream_billing_interval, paystream_billing_timeout, paystream_retry_max, paystream_tip_timeout;
+static guint32 paystream_batch_max;		/* records per usage batch */
 static guint64 paystream_spool_max;
 
 static GMutex paystream_billing_mutex;		/* guards everything below */
@@ -310,7 +310,7 @@ static gpointer paystream_usage_loop(gpointer data) {
 		int rc = PAYSTREAM_SPOOL_ERR_IO;	/* no random id: try again next interval */
 		if(batch_id != NULL) {
 			paystream_billing_batch_body_begin(body, batch_id, paystream_billing_instance, janus_get_real_time() / 1000);
-			rc = paystream_spool_begin_batch(paystream_billing_spool, batch_id, PAYSTREAM_BATCH_MAX, body, &count);
+			rc = paystream_spool_begin_batch(paystream_billing_spool, batch_id, paystream_batch_max, body, &count);
 			paystream_spool_written(rc, FALSE);
 		}
 		if(rc == PAYSTREAM_SPOOL_OK) {
@@ -592,6 +592,7 @@ int paystream_billing_start(const paystream_general_settings *general, const pay
 		paystream_billing_instance = paystream_record_quote(host);
 	}
 	paystream_billing_interval = general->billing_interval;
+	paystream_batch_max = general->billing_batch_max;
 	paystream_billing_timeout = general->billing_timeout;
 	paystream_retry_max = general->retry_max;
 	paystream_tip_timeout = general->tip_timeout;

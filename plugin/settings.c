@@ -368,9 +368,13 @@ int paystream_general_from_config(json_t *general, paystream_general_settings *g
 	for(size_t i = 0; i < G_N_ELEMENTS(strings) && rc == 0; i++)
 		rc = paystream_general_string(general, strings[i], targets[i], error, errlen);
 	guint64 interval = 0, timeout = 0, retry_max = 0, spool_max = 0, tip_timeout = 0, offer_threads = 0;
+	guint64 batch_max = 0;
 	if(rc == 0)
 		rc = paystream_general_number(general, "billing_interval", 1, 3600, PAYSTREAM_DEFAULT_BILLING_INTERVAL,
 			&interval, error, errlen);
+	if(rc == 0)
+		rc = paystream_general_number(general, "billing_batch_max", 1, PAYSTREAM_MAX_BATCH_MAX,
+			PAYSTREAM_DEFAULT_BATCH_MAX, &batch_max, error, errlen);
 	if(rc == 0)
 		rc = paystream_general_number(general, "billing_timeout", 1, 300, PAYSTREAM_DEFAULT_BILLING_TIMEOUT,
 			&timeout, error, errlen);
@@ -390,6 +394,7 @@ int paystream_general_from_config(json_t *general, paystream_general_settings *g
 		rc = paystream_general_number(general, "offer_threads", 0, PAYSTREAM_MAX_OFFER_THREADS,
 			PAYSTREAM_DEFAULT_OFFER_THREADS, &offer_threads, error, errlen);
 	g->billing_interval = (guint32)interval;
+	g->billing_batch_max = (guint32)batch_max;
 	g->billing_timeout = (guint32)timeout;
 	g->retry_max = (guint32)retry_max;
 	g->spool_max_bytes = spool_max;

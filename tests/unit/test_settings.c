@@ -262,8 +262,25 @@ int main(void) {
 	is_int((int)g.spool_max_bytes, 100000, "spool_max_bytes read");
 	is_int(g.tip_timeout, 30, "tip_timeout defaults to 30 s");
 	is_int(g.offer_threads, 4, "offer_threads defaults to 4");
+	is_int(g.billing_batch_max, 5000, "billing_batch_max defaults to 5000");
 	paystream_general_clear(&g);
 	json_decref(entry);
+
+	/* Records per usage batch: 1 to 50 000. */
+	static const struct { const char *value; int rc; } batch_cases[] = {
+		{ "0", PAYSTREAM_ERROR_INVALID_ELEMENT }, { "1", 0 }, { "50000", 0 }, { "50001", PAYSTREAM_ERROR_INVALID_ELEMENT },
+	};
+	for(size_t i = 0; i < G_N_ELEMENTS(batch_cases); i++) {
+		char *text = g_strdup_printf("{\"billing_batch_max\": \"%s\"}", batch_cases[i].value);
+		entry = load(text);
+		int rc = paystream_general_from_config(entry, &g, error, sizeof(error));
+		ok(rc == batch_cases[i].rc && (rc != 0 || g.billing_batch_max == (guint32)atoi(batch_cases[i].value)) &&
+			(rc == 0 || strstr(error, "billing_batch_max") != NULL),
+			"billing_batch_max %s: %s", batch_cases[i].value, rc == 0 ? "read" : "refused, named in the error");
+		paystream_general_clear(&g);
+		json_decref(entry);
+		g_free(text);
+	}
 
 	/* The threads that push offers: 0 (the caller's thread) to 64. */
 	entry = load("{\"offer_threads\": \"0\"}");
