@@ -42,13 +42,19 @@ static GString *paystream_backlog_begin_record(void) {
 	return paystream_backlog;
 }
 
+/* The queued records, taken out of the backlog (NULL: none queued). */
+static GString *paystream_backlog_take(void) {
+	g_mutex_lock(&paystream_backlog_mutex);
+	GString *queued = paystream_backlog;
+	paystream_backlog = NULL;
+	g_mutex_unlock(&paystream_backlog_mutex);
+	return queued;
+}
+
 /* Move queued records to the spool, in order, until it refuses one. Only
  * the ticker (and the shutdown after it) calls this, so order holds. */
 static void paystream_backlog_flush(void) {
-	g_mutex_lock(&paystream_backlog_mutex);
-	GString *pending = paystream_backlog;
-	paystream_backlog = NULL;
-	g_mutex_unlock(&paystream_backlog_mutex);
+	GString *pending = paystream_backlog_take();
 	if(pending == NULL)
 		return;
 	gsize taken = paystream_billing_records(pending->str, pending->len);
@@ -431,10 +437,7 @@ void paystream_metering_flush(void) {
 }
 
 void paystream_metering_deinit(void) {
-	g_mutex_lock(&paystream_backlog_mutex);
-	GString *left = paystream_backlog;
-	paystream_backlog = NULL;
-	g_mutex_unlock(&paystream_backlog_mutex);
+	GString *left = paystream_backlog_take();
 	if(left == NULL)
 		return;
 	if(left->len > 0) {
