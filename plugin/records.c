@@ -97,10 +97,16 @@ void paystream_record_session_start(GString *out, const paystream_record_source 
 }
 
 void paystream_record_tick(GString *out, const paystream_record_source *src, const paystream_meter_record *r) {
-	gsize at = out->len;
-	g_string_set_size(out, at + src->tick_head_len + src->tick_ids_len + src->tick_tail_len +
-		sizeof(",\"seconds\":,\"amount\":") + 4 * (PAYSTREAM_DIGITS_MAX + 1));
-	char *p = paystream_record_put(out->str + at, src->tick_head, src->tick_head_len);
+	/* (The most frequent record: room is made without g_string_set_size's
+	 * own bookkeeping when the buffer has it already.) */
+	gsize need = src->tick_head_len + src->tick_ids_len + src->tick_tail_len +
+		sizeof(",\"seconds\":,\"amount\":") + 4 * (PAYSTREAM_DIGITS_MAX + 1);
+	if(out->len + need >= out->allocated_len) {
+		gsize len = out->len;
+		g_string_set_size(out, len + need);
+		g_string_truncate(out, len);
+	}
+	char *p = paystream_record_put(out->str + out->len, src->tick_head, src->tick_head_len);
 	p = paystream_digits_u64(p, r->seq);
 	p = paystream_record_put(p, src->tick_ids, src->tick_ids_len);
 	p = paystream_digits_i64(p, r->start_ms);
@@ -109,7 +115,8 @@ void paystream_record_tick(GString *out, const paystream_record_source *src, con
 	p = PAYSTREAM_RECORD_PUT(p, ",\"amount\":");
 	p = paystream_digits_i64(p, r->amount);
 	p = paystream_record_put(p, src->tick_tail, src->tick_tail_len);
-	paystream_record_done(out, p);
+	*p = '\0';
+	out->len = (gsize)(p - out->str);
 }
 
 void paystream_record_session_end(GString *out, const paystream_record_source *src, const paystream_meter *m,

@@ -159,11 +159,21 @@ static gsize paystream_spool_line_begin(GString *out, char kind) {
 	return at;
 }
 
-/* The checksum's 8 hex digits at at. */
+/* The checksum's 8 hex digits at at, a byte (two digits) at a time. */
 static void paystream_spool_sum_hex(char *at, uint32_t sum) {
-	static const char hex[] = "0123456789abcdef";
-	for(int i = 7; i >= 0; i--, sum >>= 4)
-		at[i] = hex[sum & 0xf];
+	static const char pairs[513] =
+		"000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+		"202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f"
+		"404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f"
+		"606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f"
+		"808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f"
+		"a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf"
+		"c0c1c2c3c4c5c6c7c8c9cacbcccdcecfd0d1d2d3d4d5d6d7d8d9dadbdcdddedf"
+		"e0e1e2e3e4e5e6e7e8e9eaebecedeeeff0f1f2f3f4f5f6f7f8f9fafbfcfdfeff";
+	memcpy(at, pairs + 2 * (sum >> 24), 2);
+	memcpy(at + 2, pairs + 2 * ((sum >> 16) & 0xff), 2);
+	memcpy(at + 4, pairs + 2 * ((sum >> 8) & 0xff), 2);
+	memcpy(at + 6, pairs + 2 * (sum & 0xff), 2);
 }
 
 /* End the line that starts at out[at]: its checksum and "\n". Returns the
@@ -198,12 +208,27 @@ static void paystream_spool_head_line(GString *out, guint64 next_seq) {
 	paystream_spool_line_end(out, at);
 }
 
+/* Room for need more bytes after out's text (its length unchanged); returns
+ * where they start: a line is written there, then ended by _wrote. */
+static char *paystream_spool_reserve(GString *out, gsize need) {
+	if(out->len + need >= out->allocated_len) {
+		gsize len = out->len;
+		g_string_set_size(out, len + need);
+		g_string_truncate(out, len);	/* (keeps the memory) */
+	}
+	return out->str + out->len;
+}
+
+static void paystream_spool_wrote(GString *out, char *end) {
+	out->len = (gsize)(end - out->str);
+	*end = '\0';
+}
+
 /* The most common line, written straight into out's memory (the others go
  * through the helpers above). */
 static gsize paystream_spool_rec_line(GString *out, guint64 seq, const char *text, gsize len) {
-	gsize at = out->len;
-	g_string_set_size(out, at + PAYSTREAM_SPOOL_SUM_LEN + 2 + 24 + len + 1);
-	char *line = out->str + at, *p = line + PAYSTREAM_SPOOL_SUM_LEN;
+	char *line = paystream_spool_reserve(out, PAYSTREAM_SPOOL_SUM_LEN + 2 + 24 + len + 1);
+	char *p = line + PAYSTREAM_SPOOL_SUM_LEN;
 	*p++ = 'R';
 	p = paystream_spool_write_uint(p, seq);
 	*p++ = ' ';
@@ -213,7 +238,7 @@ static gsize paystream_spool_rec_line(GString *out, guint64 seq, const char *tex
 	paystream_spool_sum_hex(line, paystream_crc32c(0, line + PAYSTREAM_SPOOL_SUM_LEN,
 		(gsize)(p - line) - PAYSTREAM_SPOOL_SUM_LEN));
 	*p++ = '\n';
-	g_string_truncate(out, (gsize)(p - out->str));
+	paystream_spool_wrote(out, p);
 	return (gsize)(p - line);
 }
 
