@@ -3,6 +3,10 @@
 #include "checksum.h"
 
 #include <string.h>
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <nmmintrin.h>
+#include <wmmintrin.h>
+#endif
 
 /* The reflected Castagnoli polynomial. */
 #define PAYSTREAM_CRC32C_POLY 0x82f63b78u
@@ -52,6 +56,78 @@ static uint32_t paystream_crc32c_hw(uint32_t crc, const void *data, size_t len) 
 static int paystream_crc32c_have_hw(void) {
 	__builtin_cpu_init();
 	return __builtin_cpu_supports("sse4.2");
+}
+
+/* The instruction's latency is three cycles and it can start one a cycle:
+ * one chain of 8-byte steps waits on itself, so three chains over three
+ * lanes of a buffer run about three times as fast, and carry-less
+ * multiplication (PCLMULQDQ) joins them. A lane's register r, followed by
+ * n bytes of the others, is worth r * x^(8n) mod P: the product of r and
+ * x^(8n - 33) mod P, reduced by the CRC instruction itself (the 33 is the
+ * instruction's 64-bit step less the bit that bit-reflected products are
+ * shifted by). At ~250 bytes, a journal line: ~50 cycles instead of ~90. */
+#define PAYSTREAM_CRC32C_HW3 "sse4.2+pclmul"
+#define PAYSTREAM_CRC32C_LANE_MAX 256	/* bytes a lane, at most (a multiple of 8) */
+/* [n / 8]: x^(8n - 33) mod P, bit-reflected, for n bytes (n = 8 ... 2 * LANE_MAX). */
+static uint32_t paystream_crc32c_shift[2 * PAYSTREAM_CRC32C_LANE_MAX / 8 + 1];
+
+static uint32_t paystream_crc32c_xpow(unsigned k) {
+	uint32_t v = 0x80000000u;	/* x^0, reflected */
+	while(k--)
+		v = (v & 1) ? (v >> 1) ^ PAYSTREAM_CRC32C_POLY : v >> 1;
+	return v;
+}
+
+static void paystream_crc32c_make_shifts(void) {
+	for(unsigned n = 8; n <= 2 * PAYSTREAM_CRC32C_LANE_MAX; n += 8)
+		paystream_crc32c_shift[n / 8] = paystream_crc32c_xpow(8 * n - 33);
+}
+
+/* r * x^(8 * bytes) mod P, as a 64-bit value the CRC instruction reduces. */
+__attribute__((target("sse4.2,pclmul")))
+static inline uint64_t paystream_crc32c_times(uint64_t r, size_t bytes) {
+	__m128i a = _mm_cvtsi64_si128((long long)r);
+	__m128i k = _mm_cvtsi32_si128((int)paystream_crc32c_shift[bytes / 8]);
+	return (uint64_t)_mm_cvtsi128_si64(_mm_clmulepi64_si128(a, k, 0));
+}
+
+__attribute__((target("sse4.2,pclmul")))
+static uint32_t paystream_crc32c_hw3(uint32_t crc, const void *data, size_t len) {
+	const unsigned char *p = data;
+	uint64_t c = (uint32_t)~crc;
+	while(len >= 6 * 8) {
+		size_t lane = len / 24 * 8;
+		if(lane > PAYSTREAM_CRC32C_LANE_MAX)
+			lane = PAYSTREAM_CRC32C_LANE_MAX;
+		uint64_t c1 = 0, c2 = 0;
+		for(size_t i = 0; i < lane; i += 8) {
+			uint64_t w0, w1, w2;
+			memcpy(&w0, p + i, 8);
+			memcpy(&w1, p + lane + i, 8);
+			memcpy(&w2, p + 2 * lane + i, 8);
+			c = _mm_crc32_u64(c, w0);
+			c1 = _mm_crc32_u64(c1, w1);
+			c2 = _mm_crc32_u64(c2, w2);
+		}
+		/* (The instruction is linear: one reduction serves both products.) */
+		c = _mm_crc32_u64(0, paystream_crc32c_times(c, 2 * lane) ^ paystream_crc32c_times(c1, lane)) ^ c2;
+		p += 3 * lane;
+		len -= 3 * lane;
+	}
+	for(; len >= 8; p += 8, len -= 8) {
+		uint64_t word;
+		memcpy(&word, p, sizeof(word));
+		c = _mm_crc32_u64(c, word);
+	}
+	uint32_t c32 = (uint32_t)c;
+	while(len--)
+		c32 = _mm_crc32_u8(c32, *p++);
+	return ~c32;
+}
+
+static int paystream_crc32c_have_hw3(void) {
+	__builtin_cpu_init();
+	return __builtin_cpu_supports("sse4.2") && __builtin_cpu_supports("pclmul");
 }
 #elif defined(__aarch64__) && (defined(__GNUC__) || defined(__clang__)) && \
 		(defined(__ARM_FEATURE_CRC32) || defined(__linux__))
@@ -110,6 +186,13 @@ static void paystream_crc32c_init(void) {
 	if(paystream_crc32c_have_hw()) {
 		paystream_crc32c_impl = paystream_crc32c_hw;
 		paystream_crc32c_impl_name = PAYSTREAM_CRC32C_HW;
+	}
+#endif
+#ifdef PAYSTREAM_CRC32C_HW3
+	if(paystream_crc32c_have_hw3()) {
+		paystream_crc32c_make_shifts();
+		paystream_crc32c_impl = paystream_crc32c_hw3;
+		paystream_crc32c_impl_name = PAYSTREAM_CRC32C_HW3;
 	}
 #endif
 }
