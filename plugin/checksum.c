@@ -114,15 +114,8 @@ static uint32_t paystream_crc32c_hw3(uint32_t crc, const void *data, size_t len)
 		p += 3 * lane;
 		len -= 3 * lane;
 	}
-	for(; len >= 8; p += 8, len -= 8) {
-		uint64_t word;
-		memcpy(&word, p, sizeof(word));
-		c = _mm_crc32_u64(c, word);
-	}
-	uint32_t c32 = (uint32_t)c;
-	while(len--)
-		c32 = _mm_crc32_u8(c32, *p++);
-	return ~c32;
+	/* The rest (under 48 bytes) in one lane. */
+	return paystream_crc32c_hw(~(uint32_t)c, p, len);
 }
 
 static int paystream_crc32c_have_hw3(void) {
