@@ -5,13 +5,13 @@
  * way plugin/metering.c (the ticker) and plugin/billing.c (the usage thread)
  * drive it, one simulated second after the other, as fast as it can:
  *
- *   tick     for every viewer: read-and-clear its media flag (as the
- *            ticker does) and paystream_meter_tick()
- *   records  for every viewer whose billing_interval is up:
- *            paystream_meter_take_record() + paystream_record_tick() into
- *            the backlog buffer under its mutex (as the ticker does, under
- *            a room's lock), then the backlog handed to
- *            paystream_spool_append_text() in one call
+ *   tick     the ticker's visit of every viewer, as metering.c makes it:
+ *            read-and-clear its media flag, paystream_meter_tick(), and
+ *            when its billing_interval is up, paystream_meter_take_record()
+ *            + paystream_record_tick() into the backlog buffer under its
+ *            mutex (under a room's lock there), one viewer after the other
+ *   records  the backlog handed to paystream_spool_append_text() in one
+ *            call (journal lines with their checksums, the spool's copies)
  *   commit   one paystream_spool_commit() (write + fdatasync)
  *   batches  while records are pending: a batch id, the body's head
  *            (paystream_billing_batch_body_begin), paystream_spool_begin_batch
@@ -103,7 +103,12 @@ static __attribute__((noinline)) void bench_relay(bench_viewer **v, guint n) {
 		__atomic_store_n(&v[i]->media_relayed, 1, __ATOMIC_RELAXED);
 }
 
-static __attribute__((noinline)) void bench_phase_tick(bench_viewer **v, guint n, gint64 now_ms) {
+/* The ticker's visit of every viewer, as metering.c makes it (under the
+ * room's lock there): read-and-clear its media flag, paystream_meter_tick,
+ * and when its billing_interval is up, its tick record written into the
+ * backlog under the backlog's mutex. Returns the records written. */
+static __attribute__((noinline)) guint64 bench_phase_tick(bench_viewer **v, guint n, gint64 now_ms) {
+	guint64 written = 0;
 	for(guint i = 0; i < n; i++) {
 		bench_viewer *viewer = v[i];
 		paystream_meter_conditions c = {
@@ -120,14 +125,6 @@ static __attribute__((noinline)) void bench_phase_tick(bench_viewer **v, guint n
 			bench_usage_seconds++;
 			bench_usage_amount += viewer->meter.price_per_second;
 		}
-	}
-}
-
-static __attribute__((noinline)) guint64 bench_phase_records(paystream_spool *s, bench_viewer **v, guint n,
-		gint64 now_ms) {
-	guint64 spooled = 0;
-	for(guint i = 0; i < n; i++) {
-		bench_viewer *viewer = v[i];
 		if(now_ms - viewer->last_record_ms < (gint64)bench_interval * 1000)
 			continue;
 		viewer->last_record_ms = now_ms;
@@ -138,14 +135,18 @@ static __attribute__((noinline)) guint64 bench_phase_records(paystream_spool *s,
 		paystream_record_tick(bench_backlog, &viewer->source, &r);
 		g_string_append_c(bench_backlog, '\n');
 		g_mutex_unlock(&bench_backlog_mutex);
-		spooled++;
+		written++;
 	}
+	return written;
+}
+
+/* The ticker's flush: the backlog to the spool in one call. */
+static __attribute__((noinline)) void bench_phase_records(paystream_spool *s) {
 	gsize taken = 0;
 	int rc = paystream_spool_append_text(s, bench_backlog->str, bench_backlog->len, &taken);
 	if(rc != PAYSTREAM_SPOOL_OK)
 		fail("append", rc);
 	g_string_truncate(bench_backlog, 0);
-	return spooled;
 }
 
 static __attribute__((noinline)) void bench_phase_commit(paystream_spool *s) {
@@ -224,9 +225,9 @@ static void bench_drain(paystream_spool *s, bench_run *run) {
 /* One simulated second: the ticker's round, then the usage thread's. */
 static void bench_second(paystream_spool *s, bench_viewer **v, guint n, gint64 now_ms, bench_run *run) {
 	bench_relay(v, n);
-	TIMED(run, PH_TICK, bench_phase_tick(v, n, now_ms));
 	guint64 spooled;
-	TIMED(run, PH_RECORDS, spooled = bench_phase_records(s, v, n, now_ms));
+	TIMED(run, PH_TICK, spooled = bench_phase_tick(v, n, now_ms));
+	TIMED(run, PH_RECORDS, bench_phase_records(s));
 	TIMED(run, PH_COMMIT, bench_phase_commit(s));
 	if(run != NULL)
 		run->records += spooled;
