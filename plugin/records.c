@@ -48,18 +48,25 @@ void paystream_record_source_clear(paystream_record_source *src) {
 	memset(src, 0, sizeof(*src));
 }
 
-/* Records are written straight into out's memory: room for the longest
- * record of a kind is made once, then what was not used is given back. */
+/* Records are written straight into out's memory, after out's text: room
+ * for the longest record of a kind is made first (only when out lacks it:
+ * without g_string_set_size's bookkeeping for every record), then the
+ * record's end sets out's length. */
 #define PAYSTREAM_RECORD_FIXED 256	/* keys, punctuation, 6 numbers, a suffix */
 
 static char *paystream_record_reserve(GString *out, const paystream_record_source *src, gsize extra) {
-	gsize at = out->len;
-	g_string_set_size(out, at + PAYSTREAM_RECORD_FIXED + src->session_len + src->ids_len + src->currency_len + extra);
-	return out->str + at;
+	gsize need = PAYSTREAM_RECORD_FIXED + src->session_len + src->ids_len + src->currency_len + extra;
+	if(out->len + need >= out->allocated_len) {
+		gsize len = out->len;
+		g_string_set_size(out, len + need);
+		g_string_truncate(out, len);	/* (keeps the memory) */
+	}
+	return out->str + out->len;
 }
 
 static void paystream_record_done(GString *out, char *end) {
-	g_string_truncate(out, (gsize)(end - out->str));
+	*end = '\0';
+	out->len = (gsize)(end - out->str);
 }
 
 #define PAYSTREAM_RECORD_PUT(p, literal) \
@@ -97,16 +104,7 @@ void paystream_record_session_start(GString *out, const paystream_record_source 
 }
 
 void paystream_record_tick(GString *out, const paystream_record_source *src, const paystream_meter_record *r) {
-	/* (The most frequent record: room is made without g_string_set_size's
-	 * own bookkeeping when the buffer has it already.) */
-	gsize need = src->tick_head_len + src->tick_ids_len + src->tick_tail_len +
-		sizeof(",\"seconds\":,\"amount\":") + 4 * (PAYSTREAM_DIGITS_MAX + 1);
-	if(out->len + need >= out->allocated_len) {
-		gsize len = out->len;
-		g_string_set_size(out, len + need);
-		g_string_truncate(out, len);
-	}
-	char *p = paystream_record_put(out->str + out->len, src->tick_head, src->tick_head_len);
+	char *p = paystream_record_put(paystream_record_reserve(out, src, 0), src->tick_head, src->tick_head_len);
 	p = paystream_digits_u64(p, r->seq);
 	p = paystream_record_put(p, src->tick_ids, src->tick_ids_len);
 	p = paystream_digits_i64(p, r->start_ms);
@@ -115,8 +113,7 @@ void paystream_record_tick(GString *out, const paystream_record_source *src, con
 	p = PAYSTREAM_RECORD_PUT(p, ",\"amount\":");
 	p = paystream_digits_i64(p, r->amount);
 	p = paystream_record_put(p, src->tick_tail, src->tick_tail_len);
-	*p = '\0';
-	out->len = (gsize)(p - out->str);
+	paystream_record_done(out, p);
 }
 
 void paystream_record_session_end(GString *out, const paystream_record_source *src, const paystream_meter *m,
