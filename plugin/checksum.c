@@ -71,16 +71,18 @@ static int paystream_crc32c_have_hw(void) {
 /* [n / 8]: x^(8n - 33) mod P, bit-reflected, for n bytes (n = 8 ... 2 * LANE_MAX). */
 static uint32_t paystream_crc32c_shift[2 * PAYSTREAM_CRC32C_LANE_MAX / 8 + 1];
 
-static uint32_t paystream_crc32c_xpow(unsigned k) {
-	uint32_t v = 0x80000000u;	/* x^0, reflected */
+/* v * x^k mod P, bit-reflected. */
+static uint32_t paystream_crc32c_times_xpow(uint32_t v, unsigned k) {
 	while(k--)
 		v = (v & 1) ? (v >> 1) ^ PAYSTREAM_CRC32C_POLY : v >> 1;
 	return v;
 }
 
+/* One walk up the powers of x (~4 000 steps at load), each entry 64 on. */
 static void paystream_crc32c_make_shifts(void) {
-	for(unsigned n = 8; n <= 2 * PAYSTREAM_CRC32C_LANE_MAX; n += 8)
-		paystream_crc32c_shift[n / 8] = paystream_crc32c_xpow(8 * n - 33);
+	uint32_t v = paystream_crc32c_times_xpow(0x80000000u, 8 * 8 - 33);	/* x^0 times x^31 */
+	for(unsigned n = 8; n <= 2 * PAYSTREAM_CRC32C_LANE_MAX; n += 8, v = paystream_crc32c_times_xpow(v, 64))
+		paystream_crc32c_shift[n / 8] = v;
 }
 
 /* r * x^(8 * bytes) mod P, as a 64-bit value the CRC instruction reduces. */
