@@ -525,6 +525,38 @@ async def test_out_of_funds(ctx):
 
 
 @test(timeout=90)
+async def test_token_expires_mid_session(ctx):
+    """A token that expires while its viewer watches stops the session
+    (token_expired) from the ticker's walk: media stops within 2 s, the
+    seconds before it are billed once, and a refresh does not resume it."""
+    svc = await service(ctx)
+    await billing_janus(ctx, svc)
+    price = 2
+    room, key, perf = await live_room(ctx, price)
+    sub = H.rand_id("ivy")
+    await svc.fund(sub, 100000)
+    # Accepted at watch thanks to the 30 s leeway, expired ~6 s later.
+    v = await paying_viewer(ctx, room, sub, ttl=-24)
+    await v.wait_frames(1, 15)
+    ev = await v.handle.wait_plugin("stopped", 20)
+    d = ev.data
+    check(d.get("reason") == "token_expired" and d.get("room") == room, f"stopped event: {short(d)}")
+    check(isinstance(d.get("seconds"), int) and 1 <= d["seconds"] <= 10
+          and d.get("amount") == price * d["seconds"], f"stopped totals (token valid ~6 s): {short(d)}")
+    await v.wait_quiet(0.5, 3.0)
+    check(v.video_frames[-1][0] <= ev.t + 2.0, "frames went on > 2 s after 'stopped'")
+    await v.assert_flat(1.5)
+    r = await v.handle.request({"request": "refresh", "token": token(room, sub)})
+    r = expect_ok(r, "refreshed", "refresh after token_expired")
+    check(r.get("resumed") is not True, f"a token_expired session resumed on refresh: {short(r)}")
+    await v.assert_flat(1.5)
+    await leave(v)
+    s = await ended_session(svc, v.session)
+    check(s["billed_seconds"] == d["seconds"] and s["billed_amount"] == price * d["seconds"],
+          f"billed {short(s)} against the stopped totals {short(d)}")
+
+
+@test(timeout=90)
 async def test_budget_exhausted_refresh(ctx):
     """A token budget of 4 x price stops after 4 s (budget_exhausted);
     refresh with a bigger budget resumes media."""
