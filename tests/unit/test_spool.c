@@ -453,6 +453,23 @@ int main(void) {
 			all_ok = FALSE;
 	}
 	ok(all_ok, "10,000 appends in 100 commits");
+	/* The seqs the journal spells (counted up as text, past 9, 99, 999, 9999). */
+	char *journal_path = journal(dir), *journal_text = NULL;
+	g_file_get_contents(journal_path, &journal_text, NULL, NULL);
+	char **lines = g_strsplit(journal_text != NULL ? journal_text : "", "\n", -1);
+	guint64 want = 1;
+	gboolean seqs_ok = TRUE;
+	for(char **l = lines; *l != NULL && seqs_ok; l++) {
+		if(strlen(*l) > 11 && (*l)[9] == 'R') {
+			char *end = NULL;
+			seqs_ok = g_ascii_strtoull(*l + 11, &end, 10) == want++ && end != NULL && *end == ' ' &&
+				(*l)[11] != '0';
+		}
+	}
+	ok(seqs_ok && want == 10001, "the journal's R lines are seqs 1 to 10,000 (at %" G_GUINT64_FORMAT ")", want - 1);
+	g_strfreev(lines);
+	g_free(journal_text);
+	g_free(journal_path);
 	s = reopen(s, dir, 0, &rep);
 	is_int(rep.pending_records, 10000, "10,000 pending after reopen");
 	int next = 0, batches = 0;
