@@ -43,6 +43,15 @@ static inline char *paystream_digits_fixed8(char *p, guint32 n) {
 
 /* Write n's digits at p; returns the end (no NUL). */
 static inline char *paystream_digits_u32(char *p, guint32 n) {
+	if(n < 100) {
+		/* Most of a tick's numbers (its seconds, often its amount). */
+		if(n < 10) {
+			*p = (char)('0' + n);
+			return p + 1;
+		}
+		memcpy(p, paystream_digit_pairs + 2 * n, 2);
+		return p + 2;
+	}
 	char *end = p + paystream_digits_count32(n), *d = end;
 	while(n >= 100) {
 		d -= 2;

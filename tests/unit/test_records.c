@@ -113,6 +113,18 @@ int main(void) {
 		}
 	}
 	ok(digits_ok, "unsigned digits match printf from 0 to 10^19 boundaries");
+	/* Every number below 100,000 (the small ones take a short cut). */
+	digits_ok = TRUE;
+	for(guint32 n = 0; n < 100000 && digits_ok; n++) {
+		char buf[PAYSTREAM_DIGITS_MAX + 2], want[16];
+		*paystream_digits_u32(buf, n) = '\0';
+		g_snprintf(want, sizeof(want), "%u", n);
+		if(strcmp(buf, want) != 0) {
+			diag("digits of %s: %s", want, buf);
+			digits_ok = FALSE;
+		}
+	}
+	ok(digits_ok, "digits match printf for every number below 100,000");
 	char dbuf[PAYSTREAM_DIGITS_MAX + 2];
 	*paystream_digits_u64(dbuf, G_MAXUINT64) = '\0';
 	is_str(dbuf, "18446744073709551615", "the largest guint64");
