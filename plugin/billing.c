@@ -47,8 +47,16 @@ static GHashTable *paystream_tips_due;		/* tip_id -> first attempt (monotonic us
 static GHashTable *paystream_tips_done;		/* tip ids settled whose ack the spool could not take
 											 * (tips thread only): never sent or told again */
 static gint64 paystream_last_success;		/* unix ms of the last 2xx, 0: none */
-static guint paystream_failures;			/* consecutive failed usage calls */
-static guint paystream_inflight_records;	/* in the batch being sent */
+/* Consecutive failed calls, counted apart for usage and tips: the two
+ * threads call the service independently, and a tip answered during a usage
+ * outage must not hide it. */
+typedef enum paystream_call {
+	PAYSTREAM_CALL_USAGE = 0,
+	PAYSTREAM_CALL_TIP,
+	PAYSTREAM_CALLS
+} paystream_call;
+static const char *const paystream_call_names[PAYSTREAM_CALLS] = { "usage", "tip" };
+static guint paystream_failures[PAYSTREAM_CALLS];
 static gboolean paystream_spool_full;
 static gboolean paystream_spool_broken;	/* an fsync failed: the journal cannot be trusted until a restart */
 static guint paystream_spool_failed_writes;	/* consecutive failed writes (ERR_IO), 0: writing */
@@ -212,9 +220,10 @@ static void paystream_apply_stops(const char *reply) {
 		json_decref(root);
 }
 
-static void paystream_note_failure(long status, const char *what) {
+static void paystream_note_failure(long status, paystream_call call) {
+	const char *what = paystream_call_names[call];
 	g_mutex_lock(&paystream_billing_mutex);
-	guint failures = ++paystream_failures;
+	guint failures = ++paystream_failures[call];
 	g_mutex_unlock(&paystream_billing_mutex);
 	/* The first failure and every tenth after it reach event handlers. */
 	if(failures == 1 || failures % 10 == 0) {
@@ -224,15 +233,17 @@ static void paystream_note_failure(long status, const char *what) {
 	}
 }
 
-static void paystream_note_success(void) {
+static void paystream_note_success(paystream_call call) {
+	const char *what = paystream_call_names[call];
 	g_mutex_lock(&paystream_billing_mutex);
-	guint failures = paystream_failures;
-	paystream_failures = 0;
+	guint failures = paystream_failures[call];
+	paystream_failures[call] = 0;
 	paystream_last_success = janus_get_real_time() / 1000;
 	g_mutex_unlock(&paystream_billing_mutex);
 	if(failures > 0) {
-		JANUS_LOG(LOG_INFO, "[paystream] billing service reachable again after %u failure(s)\n", failures);
-		paystream_notify(NULL, "billing_recovered", NULL, json_pack("{sI}", "failures", (json_int_t)failures));
+		JANUS_LOG(LOG_INFO, "[paystream] billing service: %s answered again after %u failure(s)\n", what, failures);
+		paystream_notify(NULL, "billing_recovered", NULL,
+			json_pack("{sssI}", "call", what, "failures", (json_int_t)failures));
 	}
 }
 
@@ -241,30 +252,23 @@ static void paystream_note_success(void) {
  * Idempotency-Key and the body's batch_id; spool_id the id the spool knows
  * it by (the same, but for a replayed batch whose id was unfit: see the
  * usage loop). */
-static void paystream_send_batch(CURL *curl, const char *batch_id, const char *spool_id, const GString *body,
-		guint count) {
-	g_mutex_lock(&paystream_billing_mutex);
-	paystream_inflight_records = count;
-	g_mutex_unlock(&paystream_billing_mutex);
+static void paystream_send_batch(CURL *curl, const char *batch_id, const char *spool_id, const GString *body) {
 	GString *response = g_string_new(NULL);
 	for(guint attempt = 0; paystream_billing_is_running(); attempt++) {
 		long status = paystream_post(curl, "/v1/usage", batch_id, body->str, body->len, response);
 		if(status >= 200 && status < 300) {
 			paystream_spool_ack_batch(paystream_billing_spool, spool_id);
-			paystream_note_success();
+			paystream_note_success(PAYSTREAM_CALL_USAGE);
 			paystream_apply_stops(response->str);
 			break;
 		}
 		if(status >= 400 && status < 500 && status != 408 && status != 429)
 			JANUS_LOG(LOG_ERR, "[paystream] billing service refused batch %s (HTTP %ld): %.200s\n",
 				batch_id, status, response->str);
-		paystream_note_failure(status, "usage");
+		paystream_note_failure(status, PAYSTREAM_CALL_USAGE);
 		if(!paystream_billing_backoff_ms(paystream_retry_delay(attempt)))
 			break;
 	}
-	g_mutex_lock(&paystream_billing_mutex);
-	paystream_inflight_records = 0;
-	g_mutex_unlock(&paystream_billing_mutex);
 	g_string_free(response, TRUE);
 }
 
@@ -300,22 +304,21 @@ static gpointer paystream_usage_loop(gpointer data) {
 		paystream_billing_batch_body_begin(body, key, paystream_billing_instance, janus_get_real_time() / 1000);
 		g_string_append_len(body, batch->records->str, (gssize)batch->records->len);
 		paystream_billing_batch_body_end(body);
-		paystream_send_batch(curl, key, batch->batch_id, body, batch->count);
+		paystream_send_batch(curl, key, batch->batch_id, body);
 		g_free(fresh);
 	}
 	g_ptr_array_unref(unacked);
 	while(paystream_billing_is_running()) {
 		char *batch_id = paystream_random_uuid();
-		guint count = 0;
 		int rc = PAYSTREAM_SPOOL_ERR_IO;	/* no random id: try again next interval */
 		if(batch_id != NULL) {
 			paystream_billing_batch_body_begin(body, batch_id, paystream_billing_instance, janus_get_real_time() / 1000);
-			rc = paystream_spool_begin_batch(paystream_billing_spool, batch_id, paystream_batch_max, body, &count);
+			rc = paystream_spool_begin_batch(paystream_billing_spool, batch_id, paystream_batch_max, body, NULL);
 			paystream_spool_written(rc, FALSE);
 		}
 		if(rc == PAYSTREAM_SPOOL_OK) {
 			paystream_billing_batch_body_end(body);
-			paystream_send_batch(curl, batch_id, batch_id, body, count);
+			paystream_send_batch(curl, batch_id, batch_id, body);
 			g_free(batch_id);
 			if(paystream_spool_pending_count(paystream_billing_spool) > 0)
 				continue;	/* a backlog: drain it without waiting */
@@ -379,10 +382,10 @@ static gboolean paystream_send_tip(CURL *curl, const char *tip_id, json_t *tip, 
 		outcome = "declined";
 	}
 	if(outcome == NULL) {
-		paystream_note_failure(status, "tip");
+		paystream_note_failure(status, PAYSTREAM_CALL_TIP);
 		return FALSE;
 	}
-	paystream_note_success();
+	paystream_note_success(PAYSTREAM_CALL_TIP);
 	paystream_tip_settle(tip_id, tip, outcome, reason);
 	g_free(reason);
 	return TRUE;
@@ -538,12 +541,13 @@ json_t *paystream_billing_stats(void) {
 	json_object_set_new(stats, "enabled", json_boolean(paystream_billing_spool != NULL));
 	if(paystream_billing_spool == NULL)
 		return stats;
-	guint pending = paystream_spool_pending_count(paystream_billing_spool);	/* not under the billing mutex */
+	guint unacked = paystream_spool_unacked_count(paystream_billing_spool);	/* not under the billing mutex */
 	guint64 spool_bytes = paystream_spool_bytes(paystream_billing_spool);
 	g_mutex_lock(&paystream_billing_mutex);
-	json_object_set_new(stats, "queue_depth", json_integer(pending + paystream_inflight_records));
+	json_object_set_new(stats, "queue_depth", json_integer(unacked));
 	json_object_set_new(stats, "last_success", paystream_last_success ? json_integer(paystream_last_success) : json_null());
-	json_object_set_new(stats, "consecutive_failures", json_integer(paystream_failures));
+	json_object_set_new(stats, "consecutive_failures", json_integer(paystream_failures[PAYSTREAM_CALL_USAGE]));
+	json_object_set_new(stats, "consecutive_tip_failures", json_integer(paystream_failures[PAYSTREAM_CALL_TIP]));
 	json_object_set_new(stats, "tips_in_flight", json_integer(g_hash_table_size(paystream_tips_due)));
 	json_object_set_new(stats, "accepting_sessions", json_boolean(paystream_accepting_locked()));
 	json_object_set_new(stats, "spool_broken", json_boolean(paystream_spool_broken));

@@ -1014,6 +1014,17 @@ guint paystream_spool_pending_count(paystream_spool *s) {
 	return n;
 }
 
+guint paystream_spool_unacked_count(paystream_spool *s) {
+	if(s == NULL)
+		return 0;
+	g_mutex_lock(&s->mutex);
+	guint n = s->pending.count;
+	for(GList *l = s->batches.head; l != NULL; l = l->next)
+		n += ((paystream_spool_batch *)l->data)->recs.count;
+	g_mutex_unlock(&s->mutex);
+	return n;
+}
+
 int paystream_spool_compact(paystream_spool *s) {
 	if(s == NULL)
 		return PAYSTREAM_SPOOL_ERR_INVALID;

@@ -178,6 +178,8 @@ json_t *paystream_spool_unacked_tips(paystream_spool *s);
 guint64 paystream_spool_bytes(paystream_spool *s);
 /* Records in no batch yet. */
 guint paystream_spool_pending_count(paystream_spool *s);
+/* Records not acknowledged: pending, and in every unacked batch. */
+guint paystream_spool_unacked_count(paystream_spool *s);
 /* Rewrite the journal with only what is still needed (see above). */
 int paystream_spool_compact(paystream_spool *s);
 

@@ -197,6 +197,7 @@ int main(void) {
 	paystream_spool *crashed = reopen(NULL, dir2, 0, &rep);
 	is_int(rep.unacked_batches, 1, "after a crash: one unacked batch");
 	is_int(rep.pending_records, 1, "and one pending record");
+	is_int(paystream_spool_unacked_count(crashed), 3, "unacked count: the batch's two and the pending one");
 	json_t *unacked = unacked_json(crashed);
 	json_t *b0 = json_array_get(unacked, 0);
 	is_str(json_string_value(json_object_get(b0, "batch_id")), batch_id, "same batch id after a crash");
@@ -208,6 +209,8 @@ int main(void) {
 	is_int(begin(crashed, 10, &id, &records), PAYSTREAM_SPOOL_OK, "a new batch for the pending one");
 	ok(strcmp(id, batch_id) != 0, "with another id");
 	is_int(json_array_size(records), 1, "only the pending record");
+	is_int(paystream_spool_pending_count(crashed), 0, "none pending after the second batch");
+	is_int(paystream_spool_unacked_count(crashed), 3, "still three unacked: two batches in flight");
 	json_decref(records);
 	g_free(id);
 	paystream_spool_close(crashed);
@@ -223,6 +226,7 @@ int main(void) {
 	s = reopen(s, dir, 0, &rep);
 	is_int(rep.unacked_batches, 0, "acked batch gone after reopen");
 	is_int(rep.pending_records, 1, "the pending record stays");
+	is_int(paystream_spool_unacked_count(s), 1, "unacked count after the ack: the pending one");
 	unacked = unacked_json(s);
 	is_int(json_array_size(unacked), 0, "no unacked batches");
 	json_decref(unacked);
