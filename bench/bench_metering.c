@@ -111,17 +111,11 @@ static __attribute__((noinline)) guint64 bench_phase_tick(bench_viewer **v, guin
 	guint64 written = 0;
 	for(guint i = 0; i < n; i++) {
 		bench_viewer *viewer = v[i];
-		paystream_meter_conditions c = {
-			.pc_up = TRUE,
-			.started = TRUE,
-			.paused = FALSE,
-			.performer_live = TRUE,
-			.media_relayed = __atomic_load_n(&viewer->media_relayed, __ATOMIC_RELAXED),
-		};
+		gboolean media_relayed = __atomic_load_n(&viewer->media_relayed, __ATOMIC_RELAXED);
 		/* As metering.c: cleared only when set (both sides hold the room's mutex there). */
-		if(c.media_relayed)
+		if(media_relayed)
 			__atomic_store_n(&viewer->media_relayed, 0, __ATOMIC_RELAXED);
-		if(paystream_meter_tick(&viewer->meter, &c, now_ms)) {
+		if(paystream_meter_tick(&viewer->meter, media_relayed, now_ms)) {
 			bench_usage_seconds++;
 			bench_usage_amount += viewer->meter.price_per_second;
 		}

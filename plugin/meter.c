@@ -32,12 +32,8 @@ void paystream_meter_clear(paystream_meter *m) {
 	m->currency = NULL;
 }
 
-gboolean paystream_meter_billable(const paystream_meter_conditions *c) {
-	return c != NULL && c->pc_up && c->started && !c->paused && c->performer_live && c->media_relayed;
-}
-
-gboolean paystream_meter_tick(paystream_meter *m, const paystream_meter_conditions *c, gint64 now_ms) {
-	if(m->stopped || !paystream_meter_billable(c))
+gboolean paystream_meter_tick(paystream_meter *m, gboolean media_relayed, gint64 now_ms) {
+	if(m->stopped || !media_relayed)
 		return FALSE;
 	if(!paystream_meter_affordable(m)) {
 		paystream_meter_stop(m, PAYSTREAM_METER_BUDGET_EXHAUSTED);

@@ -1,12 +1,15 @@
 /* meter.h - what one viewer owes: the per-second accounting of a session.
  *
  * The ticker calls paystream_meter_tick() once a second for every viewer of
- * a priced room, with what was true during that second. The second is
- * billable only if ALL held: the PeerConnection was up, the viewer was
- * started (not waiting, not offered), not paused, the performer was live,
- * and the relay actually sent media to this viewer in that second (the relay
- * raises a flag per packet; the ticker reads and clears it each tick, under
- * the room's mutex that the relay holds too). A billable second adds price_per_second to the
+ * a priced room, saying whether the relay sent this viewer media during that
+ * second (the relay raises a flag per packet; the ticker reads and clears it
+ * each tick, under the room's mutex that the relay holds too). That alone
+ * decides: the relay sends only while the viewer's PeerConnection is up, it
+ * is started (not waiting, not offered), not paused, not stopped, and the
+ * room's performer is live (relay.c), so media in a second proves they all
+ * held during it. The viewer's state is deliberately not sampled at the tick:
+ * one instant says nothing of the rest of the second, and a viewer who paused
+ * just before every tick and resumed just after would watch for free. A billable second adds price_per_second to the
  * totals and to the pending span; paystream_meter_take_record() turns the
  * pending span into a record (for the spool, spool.h) and starts a new one,
  * so the records of a session always add up exactly to its totals.
@@ -31,15 +34,6 @@
 #include <glib.h>
 
 #define PAYSTREAM_METER_NO_BUDGET (-1)
-
-/* What held during the second that ends at the tick. */
-typedef struct paystream_meter_conditions {
-	gboolean pc_up;				/* setup_media seen, no hang-up */
-	gboolean started;			/* viewer phase is started (its answer arrived) */
-	gboolean paused;
-	gboolean performer_live;
-	gboolean media_relayed;		/* the relay sent this viewer media in that second */
-} paystream_meter_conditions;
 
 /* A span of counted seconds, to be appended to the spool. */
 typedef struct paystream_meter_record {
@@ -73,9 +67,10 @@ void paystream_meter_init(paystream_meter *m, gint64 price_per_second, const cha
 /* Free the currency copy. */
 void paystream_meter_clear(paystream_meter *m);
 
-/* Account for the second that ends at now_ms (unix ms). Returns TRUE if it
- * was counted. May stop the meter (check m->stopped afterwards). */
-gboolean paystream_meter_tick(paystream_meter *m, const paystream_meter_conditions *c, gint64 now_ms);
+/* Account for the second that ends at now_ms (unix ms), in which the relay
+ * did or did not send media. Returns TRUE if it was counted. May stop the
+ * meter (check m->stopped afterwards). */
+gboolean paystream_meter_tick(paystream_meter *m, gboolean media_relayed, gint64 now_ms);
 
 /* If seconds are pending: fill out, give it the next seq, reset the pending
  * span and return TRUE; else FALSE (out untouched). */
@@ -95,8 +90,5 @@ gboolean paystream_meter_refresh(paystream_meter *m, gint64 new_budget);
 /* Stop for reason (a static string, e.g. "left", "kicked", "token_expired");
  * the first reason is kept. */
 void paystream_meter_stop(paystream_meter *m, const char *reason);
-
-/* TRUE if every condition for a billable second holds. */
-gboolean paystream_meter_billable(const paystream_meter_conditions *c);
 
 #endif

@@ -283,22 +283,17 @@ static gboolean paystream_take_media_relayed(paystream_viewer *viewer) {
 	return TRUE;
 }
 
-static void paystream_tick_viewer_locked(paystream_viewer *viewer, gboolean live, gint64 now_ms,
-		paystream_outbox *box) {
+static void paystream_tick_viewer_locked(paystream_viewer *viewer, gint64 now_ms, paystream_outbox *box) {
 	paystream_room *room = viewer->room;
-	paystream_meter_conditions c = {
-		.pc_up = g_atomic_int_get(&viewer->session->pc_up),
-		.started = viewer->state.phase == PAYSTREAM_VIEWER_STARTED,
-		.paused = viewer->state.paused,
-		.performer_live = live,
-		.media_relayed = paystream_take_media_relayed(viewer),
-	};
+	/* Only the media decides (meter.h): the viewer's state at this instant
+	 * says nothing of the rest of the second. */
+	gboolean media_relayed = paystream_take_media_relayed(viewer);
 	/* (Written so that a huge exp cannot overflow.) */
 	if(now_ms / 1000 - PAYSTREAM_TOKEN_LEEWAY >= viewer->token_exp) {
 		paystream_metering_stop_locked(viewer, "token_expired", box);
 		return;
 	}
-	if(paystream_meter_tick(&viewer->meter, &c, now_ms)) {
+	if(paystream_meter_tick(&viewer->meter, media_relayed, now_ms)) {
 		gint64 price = viewer->meter.price_per_second;
 		room->show_seconds++;
 		room->usage_seconds++;
@@ -344,7 +339,7 @@ static json_t *paystream_tick_room(paystream_room *room, gint64 now_ms, gboolean
 		if(!viewer->metered || viewer->finished || g_atomic_int_get(&viewer->stopped))
 			continue;
 		paying++;
-		paystream_tick_viewer_locked(viewer, live, now_ms, box);
+		paystream_tick_viewer_locked(viewer, now_ms, box);
 	}
 	if(live && ++room->ticks_since_earnings >= room->settings.tick_notify) {
 		room->ticks_since_earnings = 0;

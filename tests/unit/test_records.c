@@ -46,9 +46,8 @@ int main(void) {
 
 	paystream_meter m;
 	paystream_meter_init(&m, 3, "credits", PAYSTREAM_METER_NO_BUDGET);
-	paystream_meter_conditions c = { TRUE, TRUE, FALSE, TRUE, TRUE };
 	for(int i = 1; i <= 4; i++)
-		paystream_meter_tick(&m, &c, 2000 + i * 1000);
+		paystream_meter_tick(&m, TRUE, 2000 + i * 1000);
 	paystream_meter_record mr;
 	ok(paystream_meter_take_record(&m, &mr), "a record to build");
 	paystream_record_tick(out, &src, &mr);
