@@ -726,6 +726,12 @@ import disk_tests  # noqa: E402
 
 TESTS.extend(disk_tests.TESTS)
 
+# How a paying viewer's session ends or goes on: kick, destroy, hang-up,
+# refresh, tick_notify (own Janus each, with the event handler)
+import lifecycle_tests  # noqa: E402
+
+TESTS.extend(lifecycle_tests.TESTS)
+
 # Many offers at once: a room with many waiting viewers goes live (own Janus
 # each, with a delayed STUN server)
 import offers_tests  # noqa: E402
