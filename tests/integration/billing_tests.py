@@ -306,7 +306,10 @@ async def test_currency_edit_mid_session(ctx):
 
 @test(timeout=120)
 async def test_not_billed_paused_offline(ctx):
-    """Seconds paused and seconds with the performer offline are not billed."""
+    """Seconds paused and seconds with the performer offline are not billed.
+    A second in which any media was sent is billed whatever the viewer's
+    state at the tick (docs/API.md, Metering), so each of the three spans of
+    media may touch one more second at each end: billed <= watched + 6."""
     svc = await service(ctx)
     await billing_janus(ctx, svc)
     room, key, perf = await live_room(ctx, 2)
@@ -320,7 +323,7 @@ async def test_not_billed_paused_offline(ctx):
     expect_ok(await v.handle.request({"request": "pause"}), "paused", "pause")
     t_p0 = time.monotonic()
     await v.wait_quiet(0.6, 4.0)
-    await v.assert_flat(4.0)
+    await v.assert_flat(5.5)
     expect_ok(await v.handle.request({"request": "resume"}), "resumed", "resume")
     t_p1 = time.monotonic()
     await v.wait_frames(15, 10)
@@ -330,7 +333,7 @@ async def test_not_billed_paused_offline(ctx):
     t_o0 = time.monotonic()
     await v.handle.wait_plugin("offline", 10)
     await v.wait_quiet(0.6, 4.0)
-    await v.assert_flat(4.0)
+    await v.assert_flat(5.5)
     perf2 = await ctx.performer("performer2", BLUE)
     await perf2.go_live(room, key, display="star2")
     t_o1 = time.monotonic()
@@ -352,10 +355,13 @@ async def test_not_billed_paused_offline(ctx):
     paused, offline = t_p1 - t_p0, t_o1 - t_o0
     expected = wall - paused - offline
     info = (f"billed {billed}s; wall {wall:.1f}s, paused {paused:.1f}s, offline {offline:.1f}s, "
-            f"watched with media ~{expected:.1f}s; session {short(s)}")
-    check(billed < wall - 6, "paused/offline time was billed: " + info)
+            f"watched with media ~{expected:.1f}s; spans from the first frame: paused "
+            f"{t_p0 - t_start:.1f}-{t_p1 - t_start:.1f}, offline {t_o0 - t_start:.1f}-{t_o1 - t_start:.1f}, "
+            f"left {wall:.1f}; ticks at {[round(e.t - t_start, 1) for e in ticks(v)]}; session {short(s)}")
+    # paused + offline >= 12 s, of which at most 4 edge seconds may be billed
+    check(billed < wall - 5, "paused/offline time was billed: " + info)
     # (each of the 3 media spans may start and end inside a billed second)
-    check(billed <= expected + 3, "more seconds billed than watched with media: " + info)
+    check(billed <= expected + 6, "more seconds billed than watched with media: " + info)
     check(billed >= expected - 4, "far fewer seconds billed than watched with media: " + info)
     check(s["billed_amount"] == 2 * billed and s["reported_seconds"] == billed
           and s["mismatch"] == 0, f"session totals: {short(s)}")

@@ -92,6 +92,9 @@ async def stopped_by_admin(ctx, make_request, reply, reason, final_event, viewer
           and isinstance(d.get("seconds"), int) and d["seconds"] >= 3
           and d.get("amount") == price * d["seconds"], f"stopped event: {short(d)}")
     check(fin.data.get("room") == room, f"{final_event} event: {short(fin.data)}")
+    names = [e.name for e in v.handle.events[i0:]]
+    check(names.index("stopped") < names.index(final_event),
+          f"'stopped' must come before '{final_event}' (API.md): {names}")
     await v.handle.wait_core("hangup", 10)
     await check_stopped_media(v, st)
     check(len([e for e in v.handle.events if e.name == "stopped"]) == 1,
@@ -121,7 +124,6 @@ async def test_paid_viewer_kicked(ctx):
     a hang-up, media stops within 2 s, the service's session ends `kicked`
     with the stopped totals, the event handler gets viewer_stopped,
     viewer_left and session_ended."""
-    # API.md documents no order between 'stopped' and 'kicked': none asserted
     await stopped_by_admin(
         ctx, lambda room, sub: {"request": "kick", "room": room, "viewer_id": sub}, "success",
         "kicked", "kicked", "kicked")
