@@ -699,6 +699,38 @@ class FaultTests(Base):
         self.s.signed("tips", tip(self.viewer, self.room, 1))
         self.assertLess(time.monotonic() - started, 0.3)
 
+    def test_requests_log_lists_every_attempt(self):
+        self.s.fund(self.viewer, 100)
+        self.s.admin("/admin/faults", {"fail_next": 2, "status": 429, "endpoint": "usage"})
+        v = Viewing(self.viewer, self.room)
+        b = batch(v.start(), v.tick())
+        before = int(time.time() * 1000)
+        self.assertEqual([self.s.signed("usage", b)[0] for _ in range(3)], [429, 429, 200])
+        t = tip(self.viewer, self.room, 5)
+        self.assertEqual(self.s.signed("tips", t)[0], 200)
+        self.s.admin("/admin/faults", {"drop_next": 1, "endpoint": "tips"})
+        t2 = tip(self.viewer, self.room, 5)
+        with self.assertRaises((http.client.RemoteDisconnected, ConnectionError)):
+            self.s.signed("tips", t2)
+        after = int(time.time() * 1000)
+        st, body = self.s.get("/admin/requests?endpoint=usage&key=" + b["batch_id"])
+        self.assertEqual(st, 200)
+        seen = body["requests"]
+        self.assertEqual([(r["endpoint"], r["key"], r["status"]) for r in seen],
+                         [("usage", b["batch_id"], 429)] * 2 + [("usage", b["batch_id"], 200)])
+        times = [r["received_ms"] for r in seen]
+        self.assertEqual(times, sorted(times))
+        self.assertTrue(before <= times[0] and times[-1] <= after, (before, times, after))
+        self.assertTrue(all(isinstance(r["ms"], int) and r["ms"] >= 0 for r in seen))
+        everything = self.s.get("/admin/requests")[1]["requests"]
+        self.assertEqual([r["status"] for r in everything if r["key"] == t["tip_id"]], [200])
+        self.assertEqual([(r["endpoint"], r["status"]) for r in everything if r["key"] == t2["tip_id"]],
+                         [("tips", "dropped")])
+        self.assertEqual(self.s.get("/admin/requests?endpoint=tips&key=" + b["batch_id"])[1]["requests"], [])
+        self.s.get("/health")                   # unsigned calls are not listed
+        self.assertFalse([r for r in self.s.get("/admin/requests")[1]["requests"]
+                          if r["endpoint"] not in ("usage", "tips")])
+
     def test_reset_faults(self):
         self.s.admin("/admin/faults", {"fail_next": 5, "drop_next": 5, "delay_ms": 1000})
         st, body = self.s.admin("/admin/reset-faults", {})

@@ -732,6 +732,12 @@ import lifecycle_tests  # noqa: E402
 
 TESTS.extend(lifecycle_tests.TESTS)
 
+# Delivery of usage and tips: failure events, backoff, timeouts, tips sent at
+# once and across a SIGKILL (own Janus each, with the event handler)
+import delivery_tests  # noqa: E402
+
+TESTS.extend(delivery_tests.TESTS)
+
 # Many offers at once: a room with many waiting viewers goes live (own Janus
 # each, with a delayed STUN server)
 import offers_tests  # noqa: E402
