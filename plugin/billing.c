@@ -536,6 +536,10 @@ int paystream_billing_tip(const char *tip_id, json_t *tip) {
 	return 0;
 }
 
+json_t *paystream_billing_spooled_tips(void) {
+	return paystream_billing_spool != NULL ? paystream_spool_unacked_tips(paystream_billing_spool) : json_array();
+}
+
 json_t *paystream_billing_stats(void) {
 	json_t *stats = json_object();
 	json_object_set_new(stats, "enabled", json_boolean(paystream_billing_spool != NULL));

@@ -54,6 +54,10 @@ gboolean paystream_billing_accepting(void);
  * tip_id already in flight. */
 int paystream_billing_tip(const char *tip_id, json_t *tip);
 
+/* The tips in the spool not settled yet (a new array, as
+ * paystream_spool_unacked_tips lists them; empty without billing). */
+json_t *paystream_billing_spooled_tips(void);
+
 /* {"enabled", "queue_depth", "spool_bytes", "spool_max_bytes",
  *  "last_success", "consecutive_failures", "tips_in_flight", ...} */
 json_t *paystream_billing_stats(void);

@@ -26,7 +26,11 @@ static void paystream_push_discard(json_t *event, json_t *jsep) {
 static void paystream_push_now(paystream_session *session, const char *transaction, json_t *event, json_t *jsep) {
 	if(jsep != NULL)
 		g_atomic_int_set(&session->has_pc, 1);	/* Janus sets up ICE for this SDP */
-	if(!g_atomic_int_get(&session->destroyed) && paystream_gateway != NULL) {
+	/* Once the plugin stops nothing is pushed: Janus has closed its
+	 * transports before it destroys plugins, and a billing stop or a tip's
+	 * outcome met while the billing threads are joined would be pushed to
+	 * them. */
+	if(!g_atomic_int_get(&session->destroyed) && paystream_gateway != NULL && paystream_running()) {
 		int rc = paystream_gateway->push_event(session->handle, &paystream_plugin, transaction, event, jsep);
 		if(rc != 0)
 			JANUS_LOG(LOG_VERB, "[paystream] push_event failed (%d)\n", rc);

@@ -41,6 +41,43 @@ gboolean paystream_running(void) {
 	return g_atomic_int_get(&paystream_initialized) && !g_atomic_int_get(&paystream_stopping);
 }
 
+/* Janus calls destroy() without waiting for request threads that are
+ * already inside one of our callbacks (it frees its request pool without
+ * waiting), so a callback that passed the running check could still be
+ * using the message queue, the rooms or the spool while destroy frees them.
+ * Every callback but the media ones counts itself in; destroy raises
+ * "stopping", then waits for the count to drop to zero before it tears
+ * anything down. (Both sides use full-barrier atomics: either the callback
+ * sees "stopping", or destroy sees it counted.) The media callbacks stay
+ * off this shared counter: they touch only their session and its role,
+ * which destroy marks and leaves to the process's exit (session.c). */
+static volatile gint paystream_callbacks_inside = 0;
+
+static gboolean paystream_enter(void) {
+	g_atomic_int_inc(&paystream_callbacks_inside);
+	if(paystream_running())
+		return TRUE;
+	g_atomic_int_dec_and_test(&paystream_callbacks_inside);
+	return FALSE;
+}
+
+static void paystream_leave(void) {
+	g_atomic_int_dec_and_test(&paystream_callbacks_inside);
+}
+
+static void paystream_wait_for_callbacks(void) {
+	gint64 start = janus_get_monotonic_time();
+	gboolean told = FALSE;
+	while(g_atomic_int_get(&paystream_callbacks_inside) > 0) {
+		if(!told && janus_get_monotonic_time() - start > G_USEC_PER_SEC) {
+			JANUS_LOG(LOG_WARN, "[paystream] waiting for %d request(s) in progress before stopping\n",
+				g_atomic_int_get(&paystream_callbacks_inside));
+			told = TRUE;
+		}
+		g_usleep(1000);
+	}
+}
+
 static void paystream_message_free(paystream_message *msg) {
 	if(msg == NULL || msg == &paystream_exit_message)
 		return;
@@ -150,6 +187,9 @@ static int paystream_init(janus_callbacks *callback, const char *config_path) {
 		JANUS_LOG(LOG_FATAL, "[paystream] %s\n", error);
 		goto no_billing;
 	}
+	json_t *spooled_tips = paystream_billing_spooled_tips();
+	paystream_tips_adopt_spooled(spooled_tips);
+	json_decref(spooled_tips);
 	if(paystream_general.billing_url == NULL)
 		JANUS_LOG(LOG_WARN, "[paystream] no billing_url configured: only free rooms can be watched\n");
 	if(paystream_push_threads_start(paystream_general.offer_threads, error, sizeof(error)) != 0) {
@@ -203,6 +243,7 @@ static void paystream_destroy_plugin(void) {
 	if(!g_atomic_int_get(&paystream_initialized))
 		return;
 	g_atomic_int_set(&paystream_stopping, 1);
+	paystream_wait_for_callbacks();
 	g_async_queue_push(paystream_messages, &paystream_exit_message);
 	if(paystream_handler_thread != NULL) {
 		g_thread_join(paystream_handler_thread);
@@ -249,11 +290,12 @@ static const char *paystream_get_package(void) {
 }
 
 static void paystream_create_session(janus_plugin_session *handle, int *error) {
-	if(!paystream_running()) {
+	if(!paystream_enter()) {
 		*error = -1;
 		return;
 	}
 	*error = paystream_session_create(handle);
+	paystream_leave();
 }
 
 /* What a handle going away or hanging up means for its role. */
@@ -267,22 +309,24 @@ static void paystream_session_hangup(paystream_session *session) {
 }
 
 static void paystream_destroy_session(janus_plugin_session *handle, int *error) {
-	if(!paystream_running()) {
+	if(!paystream_enter()) {
 		*error = -1;
 		return;
 	}
 	paystream_session *session = paystream_session_remove(handle);
 	if(session == NULL) {
 		*error = -2;
+		paystream_leave();
 		return;
 	}
 	paystream_session_hangup(session);
 	handle->plugin_handle = NULL;
 	janus_refcount_decrease(&session->ref);	/* the table's */
 	*error = 0;
+	paystream_leave();
 }
 
-static json_t *paystream_query_session(janus_plugin_session *handle) {
+static json_t *paystream_query_session_entered(janus_plugin_session *handle) {
 	paystream_session *session = paystream_session_get(handle);
 	if(session == NULL)
 		return NULL;
@@ -318,12 +362,25 @@ static json_t *paystream_query_session(janus_plugin_session *handle) {
 	return info;
 }
 
+static json_t *paystream_query_session(janus_plugin_session *handle) {
+	if(!paystream_enter())
+		return NULL;
+	json_t *info = paystream_query_session_entered(handle);
+	paystream_leave();
+	return info;
+}
+
 static struct janus_plugin_result *paystream_handle_message(janus_plugin_session *handle, char *transaction,
 		json_t *message, json_t *jsep) {
 	janus_plugin_result *result = NULL;
-	if(!paystream_running()) {
+	if(!paystream_enter()) {
 		result = janus_plugin_result_new(JANUS_PLUGIN_ERROR, "Shutting down", NULL);
-		goto done;
+		g_free(transaction);
+		if(message)
+			json_decref(message);
+		if(jsep)
+			json_decref(jsep);
+		return result;
 	}
 	paystream_session *session = paystream_session_get(handle);
 	if(session == NULL) {
@@ -358,6 +415,7 @@ static struct janus_plugin_result *paystream_handle_message(janus_plugin_session
 	msg->jsep = jsep;
 	msg->spec = spec;
 	g_async_queue_push(paystream_messages, msg);
+	paystream_leave();
 	return janus_plugin_result_new(JANUS_PLUGIN_OK_WAIT, NULL, NULL);
 done:
 	g_free(transaction);
@@ -365,47 +423,54 @@ done:
 		json_decref(message);
 	if(jsep)
 		json_decref(jsep);
+	paystream_leave();
 	return result;
 }
 
 static json_t *paystream_handle_admin_message(json_t *message) {
-	if(!paystream_running())
+	if(!paystream_enter())
 		return paystream_error_json(PAYSTREAM_ERROR_INTERNAL, "Shutting down");
 	const paystream_request_spec *spec = NULL;
 	char error[PAYSTREAM_ERROR_TEXT_LEN];
+	json_t *reply;
 	int rc = paystream_request_parse(message, &spec, error, sizeof(error));
-	if(rc != 0)
-		return paystream_error_json(rc, error);
-	if(!spec->synchronous) {
+	if(rc != 0) {
+		reply = paystream_error_json(rc, error);
+	} else if(!spec->synchronous) {
 		g_snprintf(error, sizeof(error), "'%s' needs a handle: only room management goes through the Admin API", spec->name);
-		return paystream_error_json(PAYSTREAM_ERROR_INVALID_REQUEST, error);
+		reply = paystream_error_json(PAYSTREAM_ERROR_INVALID_REQUEST, error);
+	} else {
+		reply = paystream_admin_request(spec, message);
 	}
-	return paystream_admin_request(spec, message);
+	paystream_leave();
+	return reply;
 }
 
 static void paystream_setup_media(janus_plugin_session *handle) {
-	if(!paystream_running())
+	if(!paystream_enter())
 		return;
 	paystream_session *session = paystream_session_get(handle);
-	if(session == NULL)
-		return;
-	g_atomic_int_set(&session->hangingup, 0);
-	g_atomic_int_set(&session->pc_up, 1);
-	JANUS_LOG(LOG_VERB, "[paystream] PeerConnection up\n");
-	paystream_performer_setup_media(session);
-	paystream_viewer_setup_media(session);
-	janus_refcount_decrease(&session->ref);
+	if(session != NULL) {
+		g_atomic_int_set(&session->hangingup, 0);
+		g_atomic_int_set(&session->pc_up, 1);
+		JANUS_LOG(LOG_VERB, "[paystream] PeerConnection up\n");
+		paystream_performer_setup_media(session);
+		paystream_viewer_setup_media(session);
+		janus_refcount_decrease(&session->ref);
+	}
+	paystream_leave();
 }
 
 static void paystream_hangup_media(janus_plugin_session *handle) {
-	if(!paystream_running())
+	if(!paystream_enter())
 		return;
 	paystream_session *session = paystream_session_get(handle);
-	if(session == NULL)
-		return;
-	if(g_atomic_int_compare_and_exchange(&session->hangingup, 0, 1))
-		paystream_session_hangup(session);
-	janus_refcount_decrease(&session->ref);
+	if(session != NULL) {
+		if(g_atomic_int_compare_and_exchange(&session->hangingup, 0, 1))
+			paystream_session_hangup(session);
+		janus_refcount_decrease(&session->ref);
+	}
+	paystream_leave();
 }
 
 /* The media callbacks reach the session through the handle, as Janus's own

@@ -29,6 +29,17 @@ void paystream_sessions_init(void) {
 
 void paystream_sessions_deinit(void) {
 	janus_mutex_lock(&paystream_sessions_mutex);
+	/* Janus's handle threads run until the process exits and may still be
+	 * inside a media callback that passed its running check (plugin.c):
+	 * each session is marked destroyed and its memory left to the exit, not
+	 * freed under that callback. */
+	GHashTableIter iter;
+	gpointer value;
+	g_hash_table_iter_init(&iter, paystream_sessions);
+	while(g_hash_table_iter_next(&iter, NULL, &value)) {
+		g_atomic_int_set(&((paystream_session *)value)->destroyed, 1);
+		g_hash_table_iter_steal(&iter);
+	}
 	g_hash_table_destroy(paystream_sessions);
 	paystream_sessions = NULL;
 	janus_mutex_unlock(&paystream_sessions_mutex);

@@ -12,8 +12,11 @@
 
 #define PAYSTREAM_TIPS_REMEMBERED 10000
 
-/* Tips in flight: tip_id -> who to tell. Settled tips: tip_id -> outcome,
- * so a repeated tip_id is answered without being sent or shown again. */
+/* Tips in flight: tip_id -> who to tell (NULL for a tip spooled by the
+ * server's previous run: its tipper is gone). Settled tips: tip_id ->
+ * outcome, so a repeated tip_id is answered without being sent or shown
+ * again. A tip_id is reserved in flight when its request is checked, in
+ * the same critical section, so two requests with one id cannot both pass. */
 typedef struct paystream_tip_origin {
 	paystream_session *session;	/* the tipper's handle, a reference */
 	char *display;
@@ -26,6 +29,8 @@ static janus_mutex paystream_tips_mutex = JANUS_MUTEX_INITIALIZER;
 
 static void paystream_tip_origin_free(gpointer data) {
 	paystream_tip_origin *origin = data;
+	if(origin == NULL)
+		return;
 	janus_refcount_decrease(&origin->session->ref);
 	g_free(origin->display);
 	g_free(origin);
@@ -34,6 +39,20 @@ static void paystream_tip_origin_free(gpointer data) {
 void paystream_tips_init(void) {
 	paystream_tips_inflight = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, paystream_tip_origin_free);
 	paystream_tips_settled = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+}
+
+void paystream_tips_adopt_spooled(json_t *spooled) {
+	size_t i;
+	json_t *entry;
+	janus_mutex_lock(&paystream_tips_mutex);
+	json_array_foreach(spooled, i, entry) {
+		const char *tip_id = json_string_value(json_object_get(entry, "tip_id"));
+		/* The tips thread may have settled it already: then it stays settled. */
+		if(tip_id != NULL && !g_hash_table_contains(paystream_tips_settled, tip_id) &&
+				!g_hash_table_contains(paystream_tips_inflight, tip_id))
+			g_hash_table_insert(paystream_tips_inflight, g_strdup(tip_id), NULL);
+	}
+	janus_mutex_unlock(&paystream_tips_mutex);
 }
 
 void paystream_tips_deinit(void) {
@@ -80,11 +99,22 @@ void paystream_tip_request(paystream_message *msg, paystream_viewer *viewer, pay
 	const char *given_id = json_string_value(json_object_get(body, "tip_id"));
 	char *tip_id = given_id ? g_strdup(given_id) : paystream_random_uuid();
 
+	paystream_tip_origin *origin = g_malloc0(sizeof(paystream_tip_origin));
+	janus_refcount_increase(&msg->session->ref);
+	origin->session = msg->session;
+	janus_mutex_lock(&room->mutex);
+	origin->display = g_strdup(viewer->display);
+	janus_mutex_unlock(&room->mutex);
 	janus_mutex_lock(&paystream_tips_mutex);
 	const char *settled = g_hash_table_lookup(paystream_tips_settled, tip_id);
 	char *settled_status = g_strdup(settled);
 	gboolean inflight = g_hash_table_contains(paystream_tips_inflight, tip_id);
+	if(settled_status == NULL && !inflight) {
+		g_hash_table_insert(paystream_tips_inflight, g_strdup(tip_id), origin);	/* reserved */
+		origin = NULL;
+	}
 	janus_mutex_unlock(&paystream_tips_mutex);
+	paystream_tip_origin_free(origin);
 	if(settled_status != NULL || inflight) {
 		/* A repeat: answered, never sent or shown again. */
 		paystream_push(msg->session, msg->transaction,
@@ -116,16 +146,12 @@ void paystream_tip_request(paystream_message *msg, paystream_viewer *viewer, pay
 	}
 	janus_mutex_unlock(&room->mutex);
 	if(tip == NULL) {
+		janus_mutex_lock(&paystream_tips_mutex);
+		g_hash_table_remove(paystream_tips_inflight, tip_id);
+		janus_mutex_unlock(&paystream_tips_mutex);
 		g_free(tip_id);
 		return;
 	}
-	paystream_tip_origin *origin = g_malloc0(sizeof(paystream_tip_origin));
-	janus_refcount_increase(&msg->session->ref);
-	origin->session = msg->session;
-	origin->display = g_strdup(viewer->display);
-	janus_mutex_lock(&paystream_tips_mutex);
-	g_hash_table_insert(paystream_tips_inflight, g_strdup(tip_id), origin);
-	janus_mutex_unlock(&paystream_tips_mutex);
 	int rc = paystream_billing_tip(tip_id, tip);
 	if(rc != 0) {
 		janus_mutex_lock(&paystream_tips_mutex);
@@ -181,8 +207,9 @@ void paystream_tips_result(json_t *tip, const char *status, const char *reason) 
 	g_free(key);
 	paystream_tips_remember_locked(tip_id, status);
 	janus_mutex_unlock(&paystream_tips_mutex);
-	/* After a restart a spooled tip has no tipper handle any more: the room
-	 * still sees an accepted tip. */
+	/* After a restart a spooled tip has no tipper handle any more: event
+	 * handlers hear of it, and a room of the same id (a permanent one)
+	 * still sees an accepted tip, with no display. */
 	if(origin != NULL)
 		paystream_push(origin->session, NULL, paystream_tip_result_event(room_id, tip_id, status, reason), NULL);
 	json_t *fields = json_deep_copy(tip);

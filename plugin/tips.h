@@ -19,6 +19,11 @@
 
 void paystream_tips_init(void);
 void paystream_tips_deinit(void);
+/* The tips the server's previous run spooled and nobody settled yet
+ * ([{"tip_id": T, ...}, ...], as paystream_spool_unacked_tips lists them):
+ * in flight, so a request repeating one of their ids is answered as a
+ * repeat instead of being spooled again. */
+void paystream_tips_adopt_spooled(json_t *spooled);
 
 /* The `tip` request of a watching viewer. */
 void paystream_tip_request(paystream_message *msg, paystream_viewer *viewer, paystream_result *result);
