@@ -131,14 +131,34 @@ static json_t *paystream_stopped_event(paystream_viewer *viewer, const char *rea
 	return event;
 }
 
+/* Reasons from the billing service's replies (the plugin's own are static
+ * strings), kept for the process's life since a meter keeps the pointer: at
+ * most this many different ones, so a service that sends a new reason every
+ * time cannot grow memory without end. */
+#define PAYSTREAM_STOP_REASONS_MAX 64
+static GHashTable *paystream_stop_reasons;	/* reason -> itself (owned) */
+static GMutex paystream_stop_reasons_mutex;
+
+static const char *paystream_stop_reason(const char *reason) {
+	if(strlen(reason) == 0 || strlen(reason) > 64 || strspn(reason, "abcdefghijklmnopqrstuvwxyz_") != strlen(reason))
+		return "stopped_by_billing";
+	g_mutex_lock(&paystream_stop_reasons_mutex);
+	if(paystream_stop_reasons == NULL)
+		paystream_stop_reasons = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	const char *kept = g_hash_table_lookup(paystream_stop_reasons, reason);
+	if(kept == NULL && g_hash_table_size(paystream_stop_reasons) < PAYSTREAM_STOP_REASONS_MAX) {
+		char *copy = g_strdup(reason);
+		g_hash_table_insert(paystream_stop_reasons, copy, copy);
+		kept = copy;
+	}
+	g_mutex_unlock(&paystream_stop_reasons_mutex);
+	return kept != NULL ? kept : "stopped_by_billing";
+}
+
 void paystream_metering_stop_locked(paystream_viewer *viewer, const char *reason, paystream_outbox *box) {
-	if(!viewer->metered)
+	/* A finished session (left, ended at shutdown) has sent its totals. */
+	if(!viewer->metered || viewer->finished)
 		return;
-	/* The meter keeps the pointer: reasons from the billing service's reply
-	 * must outlive it. They are interned, so only a bounded, sane set. */
-	if(strlen(reason) > 64 || strspn(reason, "abcdefghijklmnopqrstuvwxyz_") != strlen(reason))
-		reason = "stopped_by_billing";
-	reason = g_intern_string(reason);
 	if(g_atomic_int_get(&viewer->stopped)) {
 		/* Already stopped by its budget: a later stop (the service's) is
 		 * final, so a refresh must not restart the session. */
@@ -173,13 +193,20 @@ void paystream_metering_finish_locked(paystream_viewer *viewer, const char *reas
 	paystream_notify(viewer->session, "session_ended", viewer->room->id, fields);
 }
 
-gboolean paystream_metering_refresh_locked(paystream_viewer *viewer, const paystream_token *token) {
+gboolean paystream_metering_refresh_locked(paystream_viewer *viewer, const paystream_token *token,
+		paystream_outbox *box) {
 	viewer->token_exp = token->exp;
 	if(!viewer->metered || viewer->finished)
 		return FALSE;
 	gboolean was_stopped = g_atomic_int_get(&viewer->stopped);
 	gboolean runs = paystream_meter_refresh(&viewer->meter,
 		token->has_budget ? token->budget : PAYSTREAM_METER_NO_BUDGET);
+	if(!was_stopped && !runs) {
+		/* A lower budget that cannot pay the next second: the media stops
+		 * now, not at the next tick. */
+		paystream_metering_stop_locked(viewer, viewer->meter.stop_reason, box);
+		return FALSE;
+	}
 	if(was_stopped && runs) {
 		/* A flag the relay raised before the stop is not this second's. */
 		__atomic_store_n(&viewer->media_relayed, 0, __ATOMIC_RELAXED);
@@ -210,7 +237,7 @@ static void paystream_stop_if_session(paystream_viewer *viewer, gpointer data, p
 }
 
 void paystream_metering_stop_session(const char *session, const char *reason) {
-	const char *wanted[] = { session, reason };
+	const char *wanted[] = { session, paystream_stop_reason(reason) };
 	paystream_rooms_foreach_viewer(paystream_stop_if_session, wanted);
 }
 

@@ -42,8 +42,11 @@ void paystream_metering_stop_locked(paystream_viewer *viewer, const char *reason
 void paystream_metering_finish_locked(paystream_viewer *viewer, const char *reason);
 
 /* A token refresh: new expiry and budget; may restart a meter stopped by
- * its budget. Room lock held. Returns TRUE if the viewer gets media again. */
-gboolean paystream_metering_refresh_locked(paystream_viewer *viewer, const paystream_token *token);
+ * its budget, or stop a running one whose new budget cannot pay the next
+ * second (its `stopped` event goes to box). Room lock held. Returns TRUE if
+ * the viewer gets media again. */
+gboolean paystream_metering_refresh_locked(paystream_viewer *viewer, const paystream_token *token,
+	paystream_outbox *box);
 
 /* The billing service's stop list: stop the viewer of that session. */
 void paystream_metering_stop_session(const char *session, const char *reason);

@@ -256,14 +256,16 @@ static void paystream_refresh(paystream_message *msg, paystream_viewer *viewer, 
 		paystream_token_clear(&token);
 		return;
 	}
+	paystream_outbox box = PAYSTREAM_OUTBOX_INIT;
 	janus_mutex_lock(&viewer->room->mutex);
-	gboolean restarted = paystream_metering_refresh_locked(viewer, &token);
+	gboolean restarted = paystream_metering_refresh_locked(viewer, &token, &box);
 	janus_mutex_unlock(&viewer->room->mutex);
 	json_t *event = paystream_event_new("refreshed", viewer->room->id);
 	json_object_set_new(event, "exp", json_integer(token.exp));
 	json_object_set_new(event, "budget", token.has_budget ? json_integer(token.budget) : json_null());
 	json_object_set_new(event, "resumed", json_boolean(restarted));
 	paystream_push(msg->session, msg->transaction, event, NULL);
+	paystream_outbox_flush(&box);	/* a stop by the new budget, after the answer */
 	if(restarted)
 		paystream_viewer_keyframe(viewer, "viewer refreshed its token");
 	paystream_token_clear(&token);

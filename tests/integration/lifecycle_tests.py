@@ -276,3 +276,32 @@ async def test_tick_notify_interval(ctx):
     await B.leave(v)
     s = await check_ended(ctx, svc, room, v, "left", price)
     check(s["billed_seconds"] >= secs[-1], f"billed {short(s)}, last tick {secs[-1]}")
+
+
+@test(timeout=90)
+async def test_refresh_lowers_budget(ctx):
+    """A refresh whose budget cannot pay the next second stops a running
+    session at once: `refreshed` (not resumed), then `stopped`
+    (budget_exhausted) within 0.3 s, not at the next tick up to a second
+    later (media meanwhile would go unbilled); its frames stop within 2 s;
+    the service bills exactly the stopped totals."""
+    svc = await B.service(ctx)
+    await E.events_janus(ctx, svc)
+    price = 2
+    room, key, perf = await B.live_room(ctx, price)
+    sub = H.rand_id("low")
+    await svc.fund(sub, 100000)
+    v = await B.paying_viewer(ctx, room, sub, budget=100 * price)
+    await B.wait_tick(v, 3, 15)
+    await v.wait_frames(10, 10)
+    spent = B.last_tick(v).data["amount"]      # the new budget: what was spent by now
+    r = await v.handle.request({"request": "refresh", "token": B.token(room, sub, budget=spent)})
+    d = expect_ok(r, "refreshed", "refresh with a lower budget")
+    check(d.get("budget") == spent and d.get("resumed") is False, f"refreshed: {short(d)}")
+    st = await v.handle.wait_plugin("stopped", 5)
+    check(st.data.get("reason") == "budget_exhausted" and st.data.get("amount") >= spent
+          and st.data.get("amount") == price * st.data.get("seconds", -1), f"stopped: {short(st.data)}")
+    check(st.t - r.t < 0.3, f"'stopped' came {st.t - r.t:.2f}s after 'refreshed': at a tick, not at once")
+    await check_stopped_media(v, st)
+    await B.leave(v)
+    await check_ended(ctx, svc, room, v, "left", price, stopped=st.data)
