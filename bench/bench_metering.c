@@ -6,7 +6,8 @@
  * drive it, one simulated second after the other, as fast as it can:
  *
  *   tick     the ticker's visit of every viewer, as metering.c makes it:
- *            read-and-clear its media flag, paystream_meter_tick(), and
+ *            its second taken from its media marks with
+ *            paystream_meter_tick_seconds(), and
  *            when its billing_interval is up, paystream_meter_take_record()
  *            + paystream_record_tick() into the backlog buffer under its
  *            mutex (under a room's lock there), one viewer after the other
@@ -62,7 +63,7 @@ typedef struct bench_viewer {
 	const char *room;
 	char *viewer;
 	gint64 last_record_ms;
-	int media_relayed;		/* raised by the relay, cleared by the ticker */
+	guint64 media_seconds;	/* marked by the relay, taken by the ticker */
 } bench_viewer;
 
 typedef struct bench_phase {
@@ -98,26 +99,24 @@ static void fail(const char *what, int rc) {
 
 /* The relay marks every viewer as served during the second (not measured
  * as metering: it happens per packet in the media path). */
-static __attribute__((noinline)) void bench_relay(bench_viewer **v, guint n) {
+static __attribute__((noinline)) void bench_relay(bench_viewer **v, guint n, guint64 second) {
 	for(guint i = 0; i < n; i++)
-		__atomic_store_n(&v[i]->media_relayed, 1, __ATOMIC_RELAXED);
+		paystream_meter_mark(&v[i]->media_seconds, second);
 }
 
 /* The ticker's visit of every viewer, as metering.c makes it (under the
- * room's lock there): read-and-clear its media flag, paystream_meter_tick,
+ * room's lock there): the second just ended taken from its media marks,
  * and when its billing_interval is up, its tick record written into the
  * backlog under the backlog's mutex. Returns the records written. */
-static __attribute__((noinline)) guint64 bench_phase_tick(bench_viewer **v, guint n, gint64 now_ms) {
+static __attribute__((noinline)) guint64 bench_phase_tick(bench_viewer **v, guint n, guint64 second,
+		gint64 now_ms) {
 	guint64 written = 0;
 	for(guint i = 0; i < n; i++) {
 		bench_viewer *viewer = v[i];
-		gboolean media_relayed = __atomic_load_n(&viewer->media_relayed, __ATOMIC_RELAXED);
-		/* As metering.c: cleared only when set (both sides hold the room's mutex there). */
-		if(media_relayed)
-			__atomic_store_n(&viewer->media_relayed, 0, __ATOMIC_RELAXED);
-		if(paystream_meter_tick(&viewer->meter, media_relayed, now_ms)) {
-			bench_usage_seconds++;
-			bench_usage_amount += viewer->meter.price_per_second;
+		guint counted = paystream_meter_tick_seconds(&viewer->meter, &viewer->media_seconds, second, second + 1, now_ms);
+		if(counted > 0) {
+			bench_usage_seconds += counted;
+			bench_usage_amount += viewer->meter.price_per_second * (gint64)counted;
 		}
 		if(now_ms - viewer->last_record_ms < (gint64)bench_interval * 1000)
 			continue;
@@ -218,9 +217,10 @@ static void bench_drain(paystream_spool *s, bench_run *run) {
 
 /* One simulated second: the ticker's round, then the usage thread's. */
 static void bench_second(paystream_spool *s, bench_viewer **v, guint n, gint64 now_ms, bench_run *run) {
-	bench_relay(v, n);
+	guint64 second = (guint64)(now_ms / 1000);
+	bench_relay(v, n, second);
 	guint64 spooled;
-	TIMED(run, PH_TICK, spooled = bench_phase_tick(v, n, now_ms));
+	TIMED(run, PH_TICK, spooled = bench_phase_tick(v, n, second, now_ms));
 	TIMED(run, PH_RECORDS, bench_phase_records(s));
 	TIMED(run, PH_COMMIT, bench_phase_commit(s));
 	if(run != NULL)

@@ -1,10 +1,13 @@
 /* meter.h - what one viewer owes: the per-second accounting of a session.
  *
- * The ticker calls paystream_meter_tick() once a second for every viewer of
- * a priced room, saying whether the relay sent this viewer media during that
- * second (the relay raises a flag per packet; the ticker reads and clears it
- * each tick, under the room's mutex that the relay holds too). That alone
- * decides: the relay sends only while the viewer's PeerConnection is up, it
+ * The ticker accounts for every second of every viewer of a priced room,
+ * with whether the relay sent this viewer media during that second. The
+ * relay marks the second (paystream_meter_mark: a bit per second of the
+ * last 64, counted from the ticker's start) under the room's mutex, and the
+ * ticker takes the whole seconds since its last visit
+ * (paystream_meter_tick_seconds) under the same mutex: normally one, several
+ * after a stall of the ticker (a slow disk holding its commit), so no second
+ * with media is lost while the ticker waits. The media alone decides: the relay sends only while the viewer's PeerConnection is up, it
  * is started (not waiting, not offered), not paused, not stopped, and the
  * room's performer is live (relay.c), so media in a second proves they all
  * held during it. The viewer's state is deliberately not sampled at the tick:
@@ -80,6 +83,25 @@ gboolean paystream_meter_take_record(paystream_meter *m, paystream_meter_record 
  * are pending again and the next record gets the same seq. Any other record
  * is ignored. */
 void paystream_meter_put_back(paystream_meter *m, const paystream_meter_record *r);
+
+/* How many seconds a visit looks back at most: a ticker stalled longer
+ * loses the seconds before (the mask holds 64, two of them for the second
+ * in progress and the next). */
+#define PAYSTREAM_METER_LOOKBACK 62
+
+/* The relay sent media in second (seconds since the ticker's start). The
+ * bit is written only when not yet set: once a second, not once a packet. */
+static inline void paystream_meter_mark(guint64 *media, guint64 second) {
+	guint64 bit = G_GUINT64_CONSTANT(1) << (second & 63);
+	if((*media & bit) == 0)
+		*media |= bit;
+}
+
+/* Account for the whole seconds [from, to) marked in *media (at most the
+ * last PAYSTREAM_METER_LOOKBACK of them), the last one ending at now_ms,
+ * each as paystream_meter_tick would; then clear every bit but those of the
+ * seconds to (in progress) and to + 1. Returns the seconds counted. */
+guint paystream_meter_tick_seconds(paystream_meter *m, guint64 *media, guint64 from, guint64 to, gint64 now_ms);
 
 /* A refreshed token's budget (or PAYSTREAM_METER_NO_BUDGET) replaces the
  * old one. A meter stopped by "budget_exhausted" runs again if the new

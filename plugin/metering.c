@@ -208,8 +208,8 @@ gboolean paystream_metering_refresh_locked(paystream_viewer *viewer, const payst
 		return FALSE;
 	}
 	if(was_stopped && runs) {
-		/* A flag the relay raised before the stop is not this second's. */
-		__atomic_store_n(&viewer->media_relayed, 0, __ATOMIC_RELAXED);
+		/* Marks the relay made before the stop are not this second's. */
+		viewer->media_seconds = 0;
 		g_atomic_int_set(&viewer->stopped, 0);
 		return TRUE;
 	}
@@ -300,39 +300,31 @@ void paystream_metering_currency_changed_locked(paystream_room *room, const char
 	room->usage_amount = paystream_take_other(&room->usage_other, room->settings.currency);
 }
 
-/* Whether the relay sent this viewer media since the last tick, clearing
- * the flag. Both sides hold the room's mutex (relay.c), so this needs no
- * atomic exchange, only accesses the compiler keeps. */
-static gboolean paystream_take_media_relayed(paystream_viewer *viewer) {
-	if(!__atomic_load_n(&viewer->media_relayed, __ATOMIC_RELAXED))
-		return FALSE;
-	__atomic_store_n(&viewer->media_relayed, 0, __ATOMIC_RELAXED);
-	return TRUE;
-}
-
-static void paystream_tick_viewer_locked(paystream_viewer *viewer, gint64 now_ms, paystream_outbox *box) {
+/* The whole seconds [from, to) of one viewer: the ones the relay marked
+ * are billed (meter.h); to - 1 ended at now_ms. */
+static void paystream_tick_viewer_locked(paystream_viewer *viewer, guint64 from, guint64 to, gint64 now_ms,
+		paystream_outbox *box) {
 	paystream_room *room = viewer->room;
-	/* Only the media decides (meter.h): the viewer's state at this instant
-	 * says nothing of the rest of the second. */
-	gboolean media_relayed = paystream_take_media_relayed(viewer);
 	/* (Written so that a huge exp cannot overflow.) */
 	if(now_ms / 1000 - PAYSTREAM_TOKEN_LEEWAY >= viewer->token_exp) {
 		paystream_metering_stop_locked(viewer, "token_expired", box);
 		return;
 	}
-	if(paystream_meter_tick(&viewer->meter, media_relayed, now_ms)) {
-		gint64 price = viewer->meter.price_per_second;
-		room->show_seconds++;
-		room->usage_seconds++;
+	guint counted = paystream_meter_tick_seconds(&viewer->meter, &viewer->media_seconds, from, to, now_ms);
+	if(counted > 0) {
+		gint64 amount = viewer->meter.price_per_second * (gint64)counted;	/* within the meter's totals */
+		room->show_seconds += counted;
+		room->usage_seconds += counted;
 		if(g_strcmp0(viewer->meter.currency, room->settings.currency) == 0) {
-			room->show_amount += price;
-			room->usage_amount += price;
+			room->show_amount += amount;
+			room->usage_amount += amount;
 		} else {
-			paystream_add_other(&room->show_other, viewer->meter.currency, price);
-			paystream_add_other(&room->usage_other, viewer->meter.currency, price);
+			paystream_add_other(&room->show_other, viewer->meter.currency, amount);
+			paystream_add_other(&room->usage_other, viewer->meter.currency, amount);
 		}
-		if(++viewer->ticks_since_event >= room->settings.tick_notify) {
-			viewer->ticks_since_event = 0;
+		viewer->ticks_since_event += counted;
+		if(viewer->ticks_since_event >= room->settings.tick_notify) {
+			viewer->ticks_since_event %= room->settings.tick_notify;
 			json_t *event = paystream_event_new("tick", room->id);
 			json_object_set_new(event, "seconds", json_integer(viewer->meter.total_seconds));
 			json_object_set_new(event, "amount", json_integer(viewer->meter.total_amount));
@@ -351,8 +343,10 @@ static void paystream_tick_viewer_locked(paystream_viewer *viewer, gint64 now_ms
 	}
 }
 
-/* One second of one room; returns its usage summary when one is due. */
-static json_t *paystream_tick_room(paystream_room *room, gint64 now_ms, gboolean summary_due, paystream_outbox *box) {
+/* The seconds [from, to) of one room (one, unless the ticker was late);
+ * returns its usage summary when one is due. */
+static json_t *paystream_tick_room(paystream_room *room, guint64 from, guint64 to, gint64 now_ms, gboolean summary_due,
+		paystream_outbox *box) {
 	json_t *summary = NULL;
 	janus_mutex_lock(&room->mutex);
 	paystream_performer *performer = room->performer;
@@ -366,7 +360,7 @@ static json_t *paystream_tick_room(paystream_room *room, gint64 now_ms, gboolean
 		if(!viewer->metered || viewer->finished || g_atomic_int_get(&viewer->stopped))
 			continue;
 		paying++;
-		paystream_tick_viewer_locked(viewer, now_ms, box);
+		paystream_tick_viewer_locked(viewer, from, to, now_ms, box);
 	}
 	if(live && ++room->ticks_since_earnings >= room->settings.tick_notify) {
 		room->ticks_since_earnings = 0;
@@ -394,13 +388,15 @@ static json_t *paystream_tick_room(paystream_room *room, gint64 now_ms, gboolean
 	return summary;
 }
 
-static void paystream_tick(gint64 now_ms, guint64 tick) {
-	gboolean summary_due = (tick % paystream_general.billing_interval) == 0;
+/* Account for the whole seconds [from, to) since the ticker started. */
+static void paystream_tick(gint64 now_ms, guint64 from, guint64 to) {
+	guint64 interval = paystream_general.billing_interval;
+	gboolean summary_due = from / interval != to / interval;
 	GList *summaries = NULL;
 	paystream_outbox box = PAYSTREAM_OUTBOX_INIT;
 	GList *rooms = paystream_rooms_list();
 	for(GList *l = rooms; l; l = l->next) {
-		json_t *summary = paystream_tick_room(l->data, now_ms, summary_due, &box);
+		json_t *summary = paystream_tick_room(l->data, from, to, now_ms, summary_due, &box);
 		if(summary != NULL)
 			summaries = g_list_prepend(summaries, summary);
 	}
@@ -416,28 +412,40 @@ static void paystream_tick(gint64 now_ms, guint64 tick) {
 	g_list_free(summaries);
 }
 
+gint64 paystream_ticker_epoch_us;
+
+/* One visit per whole second since the epoch (g_get_monotonic_time and
+ * janus_get_monotonic_time, which the relay uses, are both CLOCK_MONOTONIC). A visit that comes late (the
+ * spool's commit waited for a slow disk, the machine stalled) takes every
+ * second since the last one: the relay marked them meanwhile (meter.h). */
 static gpointer paystream_ticker_loop(gpointer data) {
-	gint64 next = g_get_monotonic_time() + G_USEC_PER_SEC;
-	guint64 tick = 0;
+	gint64 epoch = __atomic_load_n(&paystream_ticker_epoch_us, __ATOMIC_RELAXED);
+	guint64 done = 0;	/* seconds accounted: [0, done) */
 	g_mutex_lock(&paystream_ticker_mutex);
 	while(paystream_ticker_running) {
+		gint64 next = epoch + (gint64)(done + 1) * G_USEC_PER_SEC;
 		if(g_cond_wait_until(&paystream_ticker_cond, &paystream_ticker_mutex, next) || !paystream_ticker_running)
 			continue;	/* woken (stop) or spurious: look again */
-		if(g_get_monotonic_time() < next)
+		guint64 to = paystream_ticker_second(g_get_monotonic_time());
+		if(to <= done)
 			continue;
 		g_mutex_unlock(&paystream_ticker_mutex);
-		paystream_tick(janus_get_real_time() / 1000, ++tick);
+		if(to - done > PAYSTREAM_METER_LOOKBACK)
+			JANUS_LOG(LOG_ERR, "[paystream] the ticker is %" G_GUINT64_FORMAT " s late: the seconds before the "
+				"last %d are not billed\n", to - done - 1, PAYSTREAM_METER_LOOKBACK);
+		else if(to - done > 1)
+			JANUS_LOG(LOG_WARN, "[paystream] the ticker is %" G_GUINT64_FORMAT " s late: accounting for those "
+				"seconds now\n", to - done - 1);
+		paystream_tick(janus_get_real_time() / 1000, done, to);
+		done = to;
 		g_mutex_lock(&paystream_ticker_mutex);
-		next += G_USEC_PER_SEC;
-		gint64 now = g_get_monotonic_time();
-		if(next <= now)
-			next = now + G_USEC_PER_SEC;	/* a stall: do not replay missed seconds */
 	}
 	g_mutex_unlock(&paystream_ticker_mutex);
 	return NULL;
 }
 
 void paystream_ticker_start(void) {
+	__atomic_store_n(&paystream_ticker_epoch_us, g_get_monotonic_time(), __ATOMIC_RELAXED);
 	paystream_ticker_running = TRUE;
 	paystream_ticker_thread = g_thread_new("paystream ticker", paystream_ticker_loop, NULL);
 }

@@ -3,8 +3,9 @@
  *
  * A viewer who watches with a token has a viewing session (a UUID in every
  * record); in a priced room it is metered. Once a second the ticker visits
- * every room under that room's lock, asks each metered viewer's meter
- * (meter.h) whether the second was billable, pushes `tick` and `earnings`
+ * every room under that room's lock, gives each metered viewer's meter
+ * (meter.h) the seconds since its last visit that the relay marked with
+ * media (one, or all of them when the visit came late), pushes `tick` and `earnings`
  * events, and every billing_interval turns each session's counted seconds
  * into a `tick` record. All records of a tick are appended to the spool and
  * made durable with one fsync before any event about them is pushed.
@@ -65,6 +66,14 @@ json_t *paystream_metering_describe_locked(const paystream_viewer *viewer);
  * PAYSTREAM_ERROR_INVALID_TOKEN with the reason in error. */
 int paystream_metering_check_token(const char *jwt, const char *room, paystream_token_role role,
 	paystream_token *out, char *error, size_t errlen);
+
+/* The ticker counts whole seconds from its start (monotonic time): the
+ * relay marks media in the second a packet goes out in. */
+extern gint64 paystream_ticker_epoch_us;
+static inline guint64 paystream_ticker_second(gint64 monotonic_us) {
+	gint64 since = monotonic_us - __atomic_load_n(&paystream_ticker_epoch_us, __ATOMIC_RELAXED);
+	return since > 0 ? (guint64)since / G_USEC_PER_SEC : 0;
+}
 
 /* The ticker thread. */
 void paystream_ticker_start(void);

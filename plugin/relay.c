@@ -8,6 +8,7 @@
 #include <rtp.h>
 #include <utils.h>
 
+#include "metering.h"
 #include "plugin.h"
 
 volatile gint paystream_relay_layer_events = 0;
@@ -130,6 +131,8 @@ void paystream_relay_rtp(paystream_performer *performer, janus_plugin_rtp *packe
 	if(video && performer->simulcast)
 		paystream_relay_learn_layer(performer, packet->buffer, packet->length);
 
+	gint64 now = janus_get_monotonic_time();
+	guint64 second = paystream_ticker_second(now);
 	janus_mutex_lock(&room->mutex);
 	if(room->performer != performer) {
 		janus_mutex_unlock(&room->mutex);
@@ -138,7 +141,6 @@ void paystream_relay_rtp(paystream_performer *performer, janus_plugin_rtp *packe
 	if(video) {
 		/* Periodic keyframe request and bandwidth cap, checked on video
 		 * packets so an idle room costs nothing. */
-		gint64 now = janus_get_monotonic_time();
 		guint32 fir_freq = room->settings.fir_freq;
 		gint64 since = now - __atomic_load_n(&performer->last_keyframe_request, __ATOMIC_RELAXED);
 		if(fir_freq > 0 && since >= (gint64)fir_freq * G_USEC_PER_SEC)
@@ -171,12 +173,12 @@ void paystream_relay_rtp(paystream_performer *performer, janus_plugin_rtp *packe
 			header->type = video ? viewer->video_pt : viewer->audio_pt;
 			paystream_gateway->relay_rtp(viewer->session->handle, &out);
 		}
-		/* Metering counts a second only if media really went out. The
-		 * ticker reads and clears the flag under the same room mutex, so
-		 * plain relaxed accesses do: no fence per packet, and the line is
-		 * written once a second, not once a packet. */
-		if(relayed && !__atomic_load_n(&viewer->media_relayed, __ATOMIC_RELAXED))
-			__atomic_store_n(&viewer->media_relayed, 1, __ATOMIC_RELAXED);
+		/* Metering counts a second only if media really went out in it.
+		 * The ticker takes the marks under the same room mutex, so plain
+		 * accesses do: no fence per packet, and the line is written once a
+		 * second, not once a packet. */
+		if(relayed)
+			paystream_meter_mark(&viewer->media_seconds, second);
 		/* Restore what the next viewer's context expects to see. */
 		header->ssrc = ssrc;
 		header->timestamp = timestamp;

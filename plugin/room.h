@@ -85,7 +85,8 @@ typedef struct paystream_viewer {
 	gint64 last_record_ms;		/* when the last tick record was taken */
 	guint32 ticks_since_event;	/* counted seconds since the last `tick` event */
 	gint64 tip_allowance_ms;	/* tips' rate limit (tips.c) */
-	volatile gint media_relayed;	/* set by the relay, read and cleared each tick (both under the room's mutex) */
+	guint64 media_seconds;		/* the seconds the relay sent media in (meter.h), marked by the
+								 * relay, taken by the ticker, both under the room's mutex */
 	volatile gint stopped;		/* metering stopped: no more media */
 	volatile gint destroyed;
 	janus_refcount ref;

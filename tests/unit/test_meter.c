@@ -126,6 +126,56 @@ int main(void) {
 	is_str(m.stop_reason, "budget_exhausted", "then the budget");
 	paystream_meter_clear(&m);
 
+	/* Seconds marked by the relay, taken by the ticker (paystream_meter_tick_seconds). */
+	{
+		paystream_meter mm;
+		guint64 media = 0;
+		paystream_meter_init(&mm, 2, NULL, PAYSTREAM_METER_NO_BUDGET);
+		paystream_meter_mark(&media, 5);
+		paystream_meter_mark(&media, 5);
+		is_int(paystream_meter_tick_seconds(&mm, &media, 5, 6, T0), 1, "one marked second, taken once");
+		is_int(media, 0, "its mark cleared");
+		is_int(paystream_meter_tick_seconds(&mm, &media, 6, 7, T0 + 1000), 0, "a second without media: free");
+		/* A ticker 6 s late (a slow disk): every marked second is still billed. */
+		for(guint64 sec = 7; sec < 13; sec++)
+			if(sec != 9)
+				paystream_meter_mark(&media, sec);
+		paystream_meter_mark(&media, 13);	/* the second in progress when the ticker wakes */
+		is_int(paystream_meter_tick_seconds(&mm, &media, 7, 13, T0 + 7000), 5,
+			"a late visit takes the 5 marked seconds of 6");
+		ok(paystream_meter_take_record(&mm, &r), "a record of them");
+		is_int(r.seconds, 6, "with the seconds before");
+		is_int(r.start_ms, T0 - 1000, "from the first second's start");
+		is_int(r.end_ms, T0 + 7000, "to the last one's end");
+		is_int(media, G_GUINT64_CONSTANT(1) << 13, "the second in progress keeps its mark");
+		is_int(paystream_meter_tick_seconds(&mm, &media, 13, 14, T0 + 8000), 1, "and is billed at the next visit");
+		/* A mark for a second already taken (the relay read its clock before
+		 * the boundary, then waited for the room's mutex) is dropped, not
+		 * taken 64 seconds later for another second. */
+		paystream_meter_mark(&media, 13);
+		is_int(paystream_meter_tick_seconds(&mm, &media, 14, 15, T0 + 9000), 0, "a late mark is not this second's");
+		is_int(paystream_meter_tick_seconds(&mm, &media, 15, 15 + 64, T0 + 73000), 0,
+			"nor one 64 seconds later");
+		/* Longer than the lookback: the last 62 seconds are billed. */
+		guint64 from = 100, to = 300;
+		for(guint64 sec = to - PAYSTREAM_METER_LOOKBACK; sec < to; sec++)
+			paystream_meter_mark(&media, sec);
+		is_int(paystream_meter_tick_seconds(&mm, &media, from, to, T0 + 300000), PAYSTREAM_METER_LOOKBACK,
+			"a stall of 200 s: the last 62 seconds");
+		is_int(mm.total_seconds, 1 + 5 + 1 + PAYSTREAM_METER_LOOKBACK, "totals");
+		is_int(mm.total_amount, 2 * mm.total_seconds, "amount");
+		paystream_meter_clear(&mm);
+		/* A budget that runs out in a late visit stops it there. */
+		paystream_meter_init(&mm, 2, NULL, 3 * 2);
+		media = 0;
+		for(guint64 sec = 0; sec < 5; sec++)
+			paystream_meter_mark(&media, sec);
+		is_int(paystream_meter_tick_seconds(&mm, &media, 0, 5, T0), 3, "3 seconds of 5 in a budget of 3");
+		ok(mm.stopped, "then stopped");
+		is_str(mm.stop_reason, "budget_exhausted", "by its budget");
+		paystream_meter_clear(&mm);
+	}
+
 	/* Records split the totals exactly, however they are taken. */
 	GRand *rand = g_rand_new_with_seed(42);
 	paystream_meter_init(&m, 13, NULL, 13 * 5000);
