@@ -207,15 +207,20 @@ static gboolean paystream_spool_trouble_known(int rc) {
 
 static void paystream_apply_stops(const char *reply) {
 	json_t *root = reply && *reply ? json_loads(reply, 0, NULL) : NULL;
-	json_t *stops = json_object_get(root, "stop");
+	json_t *list = json_object_get(root, "stop");
+	/* All of a reply's stops in one walk of the viewers, not one walk each. */
+	GHashTable *stops = g_hash_table_new(g_str_hash, g_str_equal);
 	size_t i;
 	json_t *stop;
-	json_array_foreach(stops, i, stop) {
+	json_array_foreach(list, i, stop) {
 		const char *session = json_string_value(json_object_get(stop, "session"));
 		const char *reason = json_string_value(json_object_get(stop, "reason"));
-		if(session != NULL && paystream_callbacks.stop_session != NULL)
-			paystream_callbacks.stop_session(session, reason ? reason : "insufficient_funds");
+		if(session != NULL)
+			g_hash_table_insert(stops, (gpointer)session, (gpointer)(reason ? reason : "insufficient_funds"));
 	}
+	if(g_hash_table_size(stops) > 0 && paystream_callbacks.stop_sessions != NULL)
+		paystream_callbacks.stop_sessions(stops);
+	g_hash_table_destroy(stops);
 	if(root != NULL)
 		json_decref(root);
 }

@@ -19,8 +19,9 @@
 
 /* What the billing threads report back (set before paystream_billing_start). */
 typedef struct paystream_billing_callbacks {
-	/* The service asked to stop a viewing session (e.g. insufficient_funds). */
-	void (*stop_session)(const char *session, const char *reason);
+	/* The service asked to stop viewing sessions: session id -> reason
+	 * (e.g. insufficient_funds), both strings valid during the call. */
+	void (*stop_sessions)(GHashTable *stops);
 	/* A tip's outcome: "accepted", "declined" (reason from the service) or
 	 * "failed" (not confirmed within tip_timeout). tip is what was sent. */
 	void (*tip_result)(json_t *tip, const char *status, const char *reason);

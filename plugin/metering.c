@@ -230,15 +230,22 @@ json_t *paystream_metering_describe_locked(const paystream_viewer *viewer) {
 	return d;
 }
 
-static void paystream_stop_if_session(paystream_viewer *viewer, gpointer data, paystream_outbox *box) {
-	const char **wanted = data;	/* { session, reason } */
-	if(viewer->session_id && strcmp(viewer->session_id, wanted[0]) == 0)
-		paystream_metering_stop_locked(viewer, wanted[1], box);
+static void paystream_stop_if_listed(paystream_viewer *viewer, gpointer data, paystream_outbox *box) {
+	GHashTable *stops = data;	/* session id -> reason, as kept */
+	const char *reason = viewer->session_id != NULL ? g_hash_table_lookup(stops, viewer->session_id) : NULL;
+	if(reason != NULL)
+		paystream_metering_stop_locked(viewer, reason, box);
 }
 
-void paystream_metering_stop_session(const char *session, const char *reason) {
-	const char *wanted[] = { session, paystream_stop_reason(reason) };
-	paystream_rooms_foreach_viewer(paystream_stop_if_session, wanted);
+void paystream_metering_stop_sessions(GHashTable *stops) {
+	GHashTable *kept = g_hash_table_new(g_str_hash, g_str_equal);
+	GHashTableIter iter;
+	gpointer session, reason;
+	g_hash_table_iter_init(&iter, stops);
+	while(g_hash_table_iter_next(&iter, &session, &reason))
+		g_hash_table_insert(kept, session, (gpointer)paystream_stop_reason(reason));
+	paystream_rooms_foreach_viewer(paystream_stop_if_listed, kept);
+	g_hash_table_destroy(kept);
 }
 
 int paystream_metering_check_token(const char *jwt, const char *room, paystream_token_role role,

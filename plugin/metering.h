@@ -49,8 +49,9 @@ void paystream_metering_finish_locked(paystream_viewer *viewer, const char *reas
 gboolean paystream_metering_refresh_locked(paystream_viewer *viewer, const paystream_token *token,
 	paystream_outbox *box);
 
-/* The billing service's stop list: stop the viewer of that session. */
-void paystream_metering_stop_session(const char *session, const char *reason);
+/* The billing service's stop list (session id -> reason): stop the viewers
+ * of those sessions, in one walk of every room's viewers. */
+void paystream_metering_stop_sessions(GHashTable *stops);
 
 /* The room's currency was edited (room->mutex held): the running show's
  * and summary's amounts so far move apart under old_currency. */

@@ -180,7 +180,7 @@ static int paystream_init(janus_callbacks *callback, const char *config_path) {
 	paystream_gateway = callback;
 	int loaded = paystream_admin_load_rooms();
 	static const paystream_billing_callbacks billing_callbacks = {
-		.stop_session = paystream_metering_stop_session,
+		.stop_sessions = paystream_metering_stop_sessions,
 		.tip_result = paystream_tips_result,
 	};
 	if(paystream_billing_start(&paystream_general, &billing_callbacks, error, sizeof(error)) != 0) {
