@@ -8,7 +8,11 @@
  * media (one, or all of them when the visit came late), pushes `tick` and `earnings`
  * events, and every billing_interval turns each session's counted seconds
  * into a `tick` record. All records of a tick are appended to the spool and
- * made durable with one fsync before any event about them is pushed.
+ * made durable with one fsync before any event about them is pushed. (A
+ * stop decided elsewhere, by a kick, a destroy or the billing service's
+ * stop list, tells the viewer at once; its last record reaches the disk
+ * with the ticker's next commit, within a second: a crash in between loses
+ * those seconds to the platform, never bills them twice.)
  * Records built under a room's lock only join a memory queue; the ticker
  * moves them to the spool with no room lock held, so the relay never waits
  * for a disk. Cost is linear in viewers and stays off the media path: the
