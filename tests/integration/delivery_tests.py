@@ -545,3 +545,62 @@ async def test_tip_spool_full(ctx):
     check([(x["ref"], x["delta"]) for x in await B.tip_entries(svc, subs[0])] == [(tid, -3)],
           f"tip ledger: {short(await B.tip_entries(svc, subs[0]))}")
     _ = V2
+
+
+@test(timeout=90)
+async def test_tip_declined_and_failed(ctx):
+    """A tip above the balance: the tipper alone gets tip_result declined
+    (insufficient_funds), nobody sees a `tip`, the event handler gets `tip`
+    declined with that reason, nothing is charged. A tip while /v1/tips
+    answers 503 and tip_timeout is 4 s: the service sees several attempts,
+    all with its tip_id as Idempotency-Key, spaced by the backoff (at most
+    2 s apart); the tipper gets tip_result failed (billing_unreachable) no
+    sooner than tip_timeout after sending it and within a few seconds of
+    it; the event handler gets `tip` failed; the room sees nothing; the
+    plugin stops retrying; nothing is charged."""
+    sink = ctx.sink
+    svc = await B.service(ctx)
+    await E.events_janus(ctx, svc, tip_timeout=4)
+    room, key, perf = await B.live_room(ctx, 2)
+    a_sub, b_sub = H.rand_id("dec"), H.rand_id("watch")
+    await svc.fund(a_sub, 200)             # ~2 a second of watching, no 5000 tip
+    await svc.fund(b_sub, 1000)
+    A = await B.paying_viewer(ctx, room, a_sub, display="Dee")
+    Bv = await B.paying_viewer(ctx, room, b_sub)
+
+    tid = H.rand_id("big")
+    expect_ok(await tip(A, amount=5000, message="too much", tip_id=tid), "tip_result", "tip above the balance")
+    r = await final_tip_result(A, tid)
+    check(r.get("status") == "declined" and r.get("reason") == "insufficient_funds", f"tip_result: {short(r)}")
+    d = (await sink.wait("tip", lambda d: d.get("tip_id") == tid, 10))[0]
+    check(d.get("status") == "declined" and d.get("reason") == "insufficient_funds" and d.get("amount") == 5000
+          and d.get("viewer") == a_sub and d.get("room") == room, f"event handler tip: {short(d)}")
+
+    await svc.faults(fail_next=10 ** 6, endpoint="tips")
+    tid2 = H.rand_id("down")
+    t0 = time.monotonic()
+    expect_ok(await tip(A, amount=3, message="unreachable", tip_id=tid2), "tip_result", "tip during an outage")
+    r = await final_tip_result(A, tid2, timeout=15)
+    waited = time.monotonic() - t0
+    check(r.get("status") == "failed" and r.get("reason") == "billing_unreachable", f"tip_result: {short(r)}")
+    check(4.0 <= waited <= 4.0 + 5.0, f"'failed' came {waited:.1f}s after the tip (tip_timeout 4 s)")
+    d = (await sink.wait("tip", lambda d: d.get("tip_id") == tid2, 10))[0]
+    check(d.get("status") == "failed" and d.get("reason") == "billing_unreachable", f"event handler tip: {short(d)}")
+    calls = await requests_seen(svc, "tips", key=tid2)
+    gaps = [(b["received_ms"] - a["received_ms"]) / 1000 for a, b in zip(calls, calls[1:])]
+    check(len(calls) >= 3 and all(c["status"] == 503 for c in calls) and all(g <= 2.0 + 1.0 for g in gaps),
+          f"/v1/tips attempts with {tid2}: {len(calls)}, gaps {gaps} (want >= 3, at most ~2 s apart)")
+    n_calls = len(calls)
+    await svc.reset_faults()
+    # settled as failed: not retried any more, even once the service answers
+    tid3 = H.rand_id("after")
+    expect_ok(await tip(A, amount=1, tip_id=tid3), "tip_result", "a tip after the outage")
+    r = await final_tip_result(A, tid3)
+    check(r.get("status") == "accepted", f"a tip after the outage: {short(r)}")
+    check(len(await requests_seen(svc, "tips", key=tid2)) == n_calls,
+          f"the failed tip {tid2} was sent again after it was reported failed")
+    for p in (perf, A, Bv):
+        shown = [e.data for e in p.handle.events if e.name == "tip" and e.data.get("tip_id") in (tid, tid2)]
+        check(not shown, f"{p.label}: a declined or failed tip was shown: {shown}")
+    check([x["ref"] for x in await B.tip_entries(svc, a_sub)] == [tid3],
+          f"tipper's tip ledger: {short(await B.tip_entries(svc, a_sub))}")
