@@ -6,7 +6,7 @@
  * drive it, one simulated second after the other, as fast as it can:
  *
  *   tick     the ticker's visit of every viewer, as metering.c makes it:
- *            its second taken from its media marks with
+ *            its second accounted from its media marks with
  *            paystream_meter_tick_seconds(), and
  *            when its billing_interval is up, paystream_meter_take_record()
  *            + paystream_record_tick() into the backlog buffer under its
@@ -63,7 +63,7 @@ typedef struct bench_viewer {
 	const char *room;
 	char *viewer;
 	gint64 last_record_ms;
-	guint64 media_seconds;	/* marked by the relay, taken by the ticker */
+	paystream_media_marks media;	/* marked by the relay, read by the ticker */
 } bench_viewer;
 
 typedef struct bench_phase {
@@ -101,11 +101,11 @@ static void fail(const char *what, int rc) {
  * as metering: it happens per packet in the media path). */
 static __attribute__((noinline)) void bench_relay(bench_viewer **v, guint n, guint64 second) {
 	for(guint i = 0; i < n; i++)
-		paystream_meter_mark(&v[i]->media_seconds, second);
+		paystream_meter_mark(&v[i]->media, second);
 }
 
 /* The ticker's visit of every viewer, as metering.c makes it (under the
- * room's lock there): the second just ended taken from its media marks,
+ * room's lock there): the second just ended accounted from its media marks,
  * and when its billing_interval is up, its tick record written into the
  * backlog under the backlog's mutex. Returns the records written. */
 static __attribute__((noinline)) guint64 bench_phase_tick(bench_viewer **v, guint n, guint64 second,
@@ -113,7 +113,7 @@ static __attribute__((noinline)) guint64 bench_phase_tick(bench_viewer **v, guin
 	guint64 written = 0;
 	for(guint i = 0; i < n; i++) {
 		bench_viewer *viewer = v[i];
-		guint counted = paystream_meter_tick_seconds(&viewer->meter, &viewer->media_seconds, second, second + 1, now_ms);
+		guint counted = paystream_meter_tick_seconds(&viewer->meter, &viewer->media, second, second + 1, now_ms);
 		if(counted > 0) {
 			bench_usage_seconds += counted;
 			bench_usage_amount += viewer->meter.price_per_second * (gint64)counted;

@@ -215,7 +215,7 @@ static void paystream_apply_stops(const char *reply) {
 	json_array_foreach(list, i, stop) {
 		const char *session = json_string_value(json_object_get(stop, "session"));
 		const char *reason = json_string_value(json_object_get(stop, "reason"));
-		if(session != NULL)
+		if(session != NULL && !g_hash_table_contains(stops, session))	/* a session listed twice: its first reason */
 			g_hash_table_insert(stops, (gpointer)session, (gpointer)(reason ? reason : "insufficient_funds"));
 	}
 	if(g_hash_table_size(stops) > 0 && paystream_callbacks.stop_sessions != NULL)

@@ -56,20 +56,14 @@ gboolean paystream_meter_tick(paystream_meter *m, gboolean media_relayed, gint64
 	return TRUE;
 }
 
-guint paystream_meter_tick_seconds(paystream_meter *m, guint64 *media, guint64 from, guint64 to, gint64 now_ms) {
+guint paystream_meter_tick_seconds(paystream_meter *m, const paystream_media_marks *marks, guint64 from, guint64 to,
+		gint64 now_ms) {
 	guint counted = 0;
 	if(to > PAYSTREAM_METER_LOOKBACK && from < to - PAYSTREAM_METER_LOOKBACK)
 		from = to - PAYSTREAM_METER_LOOKBACK;
-	for(guint64 second = from; second < to; second++) {
-		gboolean marked = (*media & (G_GUINT64_CONSTANT(1) << (second & 63))) != 0;
-		if(paystream_meter_tick(m, marked, now_ms - (gint64)(to - 1 - second) * 1000))
+	for(guint64 second = from; second < to; second++)
+		if(paystream_meter_tick(m, paystream_meter_marked(marks, second), now_ms - (gint64)(to - 1 - second) * 1000))
 			counted++;
-	}
-	/* Only the second in progress and the next may be marked from now on: a
-	 * mark the relay made for a second already accounted (it read its clock
-	 * just before the boundary, then waited for the room's mutex) is dropped
-	 * rather than taken 64 seconds later for another. */
-	*media &= (G_GUINT64_CONSTANT(1) << (to & 63)) | (G_GUINT64_CONSTANT(1) << ((to + 1) & 63));
 	return counted;
 }
 

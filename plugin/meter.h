@@ -4,7 +4,7 @@
  * with whether the relay sent this viewer media during that second. The
  * relay marks the second (paystream_meter_mark: a bit per second of the
  * last 64, counted from the ticker's start) under the room's mutex, and the
- * ticker takes the whole seconds since its last visit
+ * ticker accounts for the whole seconds since its last visit
  * (paystream_meter_tick_seconds) under the same mutex: normally one, several
  * after a stall of the ticker (a slow disk holding its commit), so no second
  * with media is lost while the ticker waits. The media alone decides: the relay sends only while the viewer's PeerConnection is up, it
@@ -84,24 +84,51 @@ gboolean paystream_meter_take_record(paystream_meter *m, paystream_meter_record 
  * is ignored. */
 void paystream_meter_put_back(paystream_meter *m, const paystream_meter_record *r);
 
-/* How many seconds a visit looks back at most: a ticker stalled longer
- * loses the seconds before (the mask holds 64, two of them for the second
- * in progress and the next). */
-#define PAYSTREAM_METER_LOOKBACK 62
+/* The seconds the relay sent a viewer media in: bit (s % 64) for second s
+ * (counted from the ticker's start), for the 64 seconds up to and
+ * including `last`, the latest second marked. The relay keeps it exact:
+ * moving on to a later second it clears the bits of the seconds it skipped
+ * (no media in them), so a bit never stands for a second 64 earlier. */
+typedef struct paystream_media_marks {
+	guint64 mask;		/* 0: no second marked yet */
+	guint64 last;
+} paystream_media_marks;
 
-/* The relay sent media in second (seconds since the ticker's start). The
- * bit is written only when not yet set: once a second, not once a packet. */
-static inline void paystream_meter_mark(guint64 *media, guint64 second) {
-	guint64 bit = G_GUINT64_CONSTANT(1) << (second & 63);
-	if((*media & bit) == 0)
-		*media |= bit;
+/* How far back a visit can look: a ticker stalled longer loses the seconds
+ * before (the caller logs them). */
+#define PAYSTREAM_METER_LOOKBACK 64
+
+/* The relay sent media in second. Writes only when the second is new: once
+ * a second, not once a packet. */
+static inline void paystream_meter_mark(paystream_media_marks *marks, guint64 second) {
+	if(marks->mask != 0 && second == marks->last)
+		return;
+	if(marks->mask == 0 || second > marks->last) {
+		if(marks->mask != 0 && second - marks->last < 64) {
+			for(guint64 skipped = marks->last + 1; skipped < second; skipped++)
+				marks->mask &= ~(G_GUINT64_CONSTANT(1) << (skipped & 63));
+		} else {
+			marks->mask = 0;
+		}
+		marks->last = second;
+	} else if(marks->last - second >= 64) {
+		return;		/* too old to be told apart from a later second */
+	}
+	marks->mask |= G_GUINT64_CONSTANT(1) << (second & 63);
 }
 
-/* Account for the whole seconds [from, to) marked in *media (at most the
- * last PAYSTREAM_METER_LOOKBACK of them), the last one ending at now_ms,
- * each as paystream_meter_tick would; then clear every bit but those of the
- * seconds to (in progress) and to + 1. Returns the seconds counted. */
-guint paystream_meter_tick_seconds(paystream_meter *m, guint64 *media, guint64 from, guint64 to, gint64 now_ms);
+/* Whether second is marked. */
+static inline gboolean paystream_meter_marked(const paystream_media_marks *marks, guint64 second) {
+	return marks->mask != 0 && second <= marks->last && marks->last - second < 64 &&
+		(marks->mask & (G_GUINT64_CONSTANT(1) << (second & 63))) != 0;
+}
+
+/* Account for the whole seconds [from, to) (at most the last
+ * PAYSTREAM_METER_LOOKBACK of them) as paystream_meter_tick would, billing
+ * the marked ones; the second to - 1 ends at now_ms. Returns the seconds
+ * counted. The marks are only read. */
+guint paystream_meter_tick_seconds(paystream_meter *m, const paystream_media_marks *marks, guint64 from, guint64 to,
+	gint64 now_ms);
 
 /* A refreshed token's budget (or PAYSTREAM_METER_NO_BUDGET) replaces the
  * old one. A meter stopped by "budget_exhausted" runs again if the new

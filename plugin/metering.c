@@ -108,6 +108,7 @@ int paystream_metering_begin_locked(paystream_viewer *viewer, const paystream_to
 		return PAYSTREAM_ERROR_INVALID_TOKEN;
 	}
 	viewer->metered = TRUE;
+	viewer->ticked_to = paystream_ticker_second(janus_get_monotonic_time());
 	viewer->last_record_ms = janus_get_real_time() / 1000;
 	paystream_record_ids ids = { viewer->session_id, room->id, viewer->billing_id };
 	paystream_record_source_init(&viewer->record_source, &ids, viewer->meter.currency);
@@ -155,10 +156,18 @@ static const char *paystream_stop_reason(const char *reason) {
 	return kept != NULL ? kept : "stopped_by_billing";
 }
 
-void paystream_metering_stop_locked(paystream_viewer *viewer, const char *reason, paystream_outbox *box) {
-	/* A finished session (left, ended at shutdown) has sent its totals. */
-	if(!viewer->metered || viewer->finished)
-		return;
+static void paystream_account_locked(paystream_viewer *viewer, guint64 upto, gint64 now_ms, paystream_outbox *box);
+
+/* Bill what the relay marked up to now, the second in progress included:
+ * for a stop or an end decided between two visits of the ticker (which
+ * skips a stopped or finished viewer from then on). */
+static void paystream_account_now_locked(paystream_viewer *viewer, paystream_outbox *box) {
+	paystream_account_locked(viewer, paystream_ticker_second(janus_get_monotonic_time()) + 1,
+		janus_get_real_time() / 1000, box);
+}
+
+/* Stop the meter and the media; what it counted is taken as a record. */
+static void paystream_stop_now_locked(paystream_viewer *viewer, const char *reason, paystream_outbox *box) {
 	if(g_atomic_int_get(&viewer->stopped)) {
 		/* Already stopped by its budget: a later stop (the service's) is
 		 * final, so a refresh must not restart the session. */
@@ -178,9 +187,20 @@ void paystream_metering_stop_locked(paystream_viewer *viewer, const char *reason
 	paystream_notify(viewer->session, "viewer_stopped", viewer->room->id, fields);
 }
 
+void paystream_metering_stop_locked(paystream_viewer *viewer, const char *reason, paystream_outbox *box) {
+	/* A finished session (left, ended at shutdown) has sent its totals. */
+	if(!viewer->metered || viewer->finished)
+		return;
+	if(!g_atomic_int_get(&viewer->stopped))
+		paystream_account_now_locked(viewer, box);
+	paystream_stop_now_locked(viewer, reason, box);
+}
+
 void paystream_metering_finish_locked(paystream_viewer *viewer, const char *reason) {
 	if(!viewer->metered || viewer->finished)
 		return;
+	if(!g_atomic_int_get(&viewer->stopped))
+		paystream_account_now_locked(viewer, NULL);	/* no `tick` to a viewer that is leaving */
 	viewer->finished = TRUE;
 	paystream_meter_stop(&viewer->meter, reason);
 	paystream_take_tick_record(viewer);
@@ -208,8 +228,8 @@ gboolean paystream_metering_refresh_locked(paystream_viewer *viewer, const payst
 		return FALSE;
 	}
 	if(was_stopped && runs) {
-		/* Marks the relay made before the stop are not this second's. */
-		viewer->media_seconds = 0;
+		/* The seconds while stopped had no media and are not billed. */
+		viewer->ticked_to = MAX(viewer->ticked_to, paystream_ticker_second(janus_get_monotonic_time()));
 		g_atomic_int_set(&viewer->stopped, 0);
 		return TRUE;
 	}
@@ -307,41 +327,55 @@ void paystream_metering_currency_changed_locked(paystream_room *room, const char
 	room->usage_amount = paystream_take_other(&room->usage_other, room->settings.currency);
 }
 
-/* The whole seconds [from, to) of one viewer: the ones the relay marked
- * are billed (meter.h); to - 1 ended at now_ms. */
-static void paystream_tick_viewer_locked(paystream_viewer *viewer, guint64 from, guint64 to, gint64 now_ms,
-		paystream_outbox *box) {
+/* Bill the seconds [viewer->ticked_to, upto) the relay marked (meter.h),
+ * the last of them ending at now_ms: the meter, the room's sums, the
+ * viewer's `tick` event (into box; none when box is NULL). Room lock held. */
+static void paystream_account_locked(paystream_viewer *viewer, guint64 upto, gint64 now_ms, paystream_outbox *box) {
+	if(upto <= viewer->ticked_to)
+		return;
 	paystream_room *room = viewer->room;
-	/* (Written so that a huge exp cannot overflow.) */
-	if(now_ms / 1000 - PAYSTREAM_TOKEN_LEEWAY >= viewer->token_exp) {
-		paystream_metering_stop_locked(viewer, "token_expired", box);
+	guint counted = paystream_meter_tick_seconds(&viewer->meter, &viewer->media_marks, viewer->ticked_to, upto, now_ms);
+	viewer->ticked_to = upto;
+	if(counted == 0)
+		return;
+	gint64 amount = viewer->meter.price_per_second * (gint64)counted;	/* within the meter's totals */
+	room->show_seconds += counted;
+	room->usage_seconds += counted;
+	if(g_strcmp0(viewer->meter.currency, room->settings.currency) == 0) {
+		room->show_amount += amount;
+		room->usage_amount += amount;
+	} else {
+		paystream_add_other(&room->show_other, viewer->meter.currency, amount);
+		paystream_add_other(&room->usage_other, viewer->meter.currency, amount);
+	}
+	viewer->ticks_since_event += counted;
+	if(box != NULL && viewer->ticks_since_event >= room->settings.tick_notify) {
+		viewer->ticks_since_event %= room->settings.tick_notify;
+		json_t *event = paystream_event_new("tick", room->id);
+		json_object_set_new(event, "seconds", json_integer(viewer->meter.total_seconds));
+		json_object_set_new(event, "amount", json_integer(viewer->meter.total_amount));
+		json_object_set_new(event, "currency", json_string(viewer->meter.currency));
+		paystream_outbox_add(box, viewer->session, event, NULL, FALSE);
+	}
+}
+
+/* The ticker's visit of one viewer: the seconds up to to, the last of them
+ * ending at now_ms. */
+static void paystream_tick_viewer_locked(paystream_viewer *viewer, guint64 to, gint64 now_ms, paystream_outbox *box) {
+	/* A token that expired: the seconds before its expiry (leeway
+	 * included) are billed, none after. (Written so that a huge exp cannot
+	 * overflow.) */
+	gint64 expired_for = now_ms / 1000 - PAYSTREAM_TOKEN_LEEWAY - viewer->token_exp;
+	if(expired_for >= 0) {
+		paystream_account_locked(viewer, (guint64)expired_for < to ? to - (guint64)expired_for : 0,
+			now_ms - expired_for * 1000, box);
+		paystream_stop_now_locked(viewer, "token_expired", box);
 		return;
 	}
-	guint counted = paystream_meter_tick_seconds(&viewer->meter, &viewer->media_seconds, from, to, now_ms);
-	if(counted > 0) {
-		gint64 amount = viewer->meter.price_per_second * (gint64)counted;	/* within the meter's totals */
-		room->show_seconds += counted;
-		room->usage_seconds += counted;
-		if(g_strcmp0(viewer->meter.currency, room->settings.currency) == 0) {
-			room->show_amount += amount;
-			room->usage_amount += amount;
-		} else {
-			paystream_add_other(&room->show_other, viewer->meter.currency, amount);
-			paystream_add_other(&room->usage_other, viewer->meter.currency, amount);
-		}
-		viewer->ticks_since_event += counted;
-		if(viewer->ticks_since_event >= room->settings.tick_notify) {
-			viewer->ticks_since_event %= room->settings.tick_notify;
-			json_t *event = paystream_event_new("tick", room->id);
-			json_object_set_new(event, "seconds", json_integer(viewer->meter.total_seconds));
-			json_object_set_new(event, "amount", json_integer(viewer->meter.total_amount));
-			json_object_set_new(event, "currency", json_string(viewer->meter.currency));
-			paystream_outbox_add(box, viewer->session, event, NULL, FALSE);
-		}
-	}
+	paystream_account_locked(viewer, to, now_ms, box);
 	if(viewer->meter.stopped) {
 		/* The meter stopped itself: its budget cannot pay the next second. */
-		paystream_metering_stop_locked(viewer, viewer->meter.stop_reason, box);
+		paystream_stop_now_locked(viewer, viewer->meter.stop_reason, box);
 		return;
 	}
 	if(now_ms - viewer->last_record_ms >= (gint64)paystream_general.billing_interval * 1000) {
@@ -367,10 +401,11 @@ static json_t *paystream_tick_room(paystream_room *room, guint64 from, guint64 t
 		if(!viewer->metered || viewer->finished || g_atomic_int_get(&viewer->stopped))
 			continue;
 		paying++;
-		paystream_tick_viewer_locked(viewer, from, to, now_ms, box);
+		paystream_tick_viewer_locked(viewer, to, now_ms, box);
 	}
-	if(live && ++room->ticks_since_earnings >= room->settings.tick_notify) {
-		room->ticks_since_earnings = 0;
+	room->ticks_since_earnings += live ? (guint32)(to - from) : 0;
+	if(live && room->ticks_since_earnings >= room->settings.tick_notify) {
+		room->ticks_since_earnings %= room->settings.tick_notify;
 		json_t *event = paystream_event_new("earnings", room->id);
 		json_object_set_new(event, "viewers", json_integer(g_hash_table_size(room->viewers)));
 		json_object_set_new(event, "paying_viewers", json_integer(paying));
@@ -438,8 +473,9 @@ static gpointer paystream_ticker_loop(gpointer data) {
 			continue;
 		g_mutex_unlock(&paystream_ticker_mutex);
 		if(to - done > PAYSTREAM_METER_LOOKBACK)
-			JANUS_LOG(LOG_ERR, "[paystream] the ticker is %" G_GUINT64_FORMAT " s late: the seconds before the "
-				"last %d are not billed\n", to - done - 1, PAYSTREAM_METER_LOOKBACK);
+			JANUS_LOG(LOG_ERR, "[paystream] the ticker is %" G_GUINT64_FORMAT " s late: only the last %d are "
+				"billed, %" G_GUINT64_FORMAT " s of viewers' media are not\n", to - done - 1, PAYSTREAM_METER_LOOKBACK,
+				to - done - PAYSTREAM_METER_LOOKBACK);
 		else if(to - done > 1)
 			JANUS_LOG(LOG_WARN, "[paystream] the ticker is %" G_GUINT64_FORMAT " s late: accounting for those "
 				"seconds now\n", to - done - 1);
@@ -451,8 +487,11 @@ static gpointer paystream_ticker_loop(gpointer data) {
 	return NULL;
 }
 
-void paystream_ticker_start(void) {
+void paystream_metering_init(void) {
 	__atomic_store_n(&paystream_ticker_epoch_us, g_get_monotonic_time(), __ATOMIC_RELAXED);
+}
+
+void paystream_ticker_start(void) {
 	paystream_ticker_running = TRUE;
 	paystream_ticker_thread = g_thread_new("paystream ticker", paystream_ticker_loop, NULL);
 }

@@ -80,6 +80,8 @@ static inline guint64 paystream_ticker_second(gint64 monotonic_us) {
 	return since > 0 ? (guint64)since / G_USEC_PER_SEC : 0;
 }
 
+/* At plugin init, before any media: the ticker's seconds start now. */
+void paystream_metering_init(void);
 /* The ticker thread. */
 void paystream_ticker_start(void);
 void paystream_ticker_stop(void);

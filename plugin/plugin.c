@@ -177,6 +177,7 @@ static int paystream_init(janus_callbacks *callback, const char *config_path) {
 	paystream_sessions_init();
 	paystream_rooms_init();
 	paystream_tips_init();
+	paystream_metering_init();
 	paystream_gateway = callback;
 	int loaded = paystream_admin_load_rooms();
 	static const paystream_billing_callbacks billing_callbacks = {

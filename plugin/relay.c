@@ -178,7 +178,7 @@ void paystream_relay_rtp(paystream_performer *performer, janus_plugin_rtp *packe
 		 * accesses do: no fence per packet, and the line is written once a
 		 * second, not once a packet. */
 		if(relayed)
-			paystream_meter_mark(&viewer->media_seconds, second);
+			paystream_meter_mark(&viewer->media_marks, second);
 		/* Restore what the next viewer's context expects to see. */
 		header->ssrc = ssrc;
 		header->timestamp = timestamp;

@@ -85,8 +85,9 @@ typedef struct paystream_viewer {
 	gint64 last_record_ms;		/* when the last tick record was taken */
 	guint32 ticks_since_event;	/* counted seconds since the last `tick` event */
 	gint64 tip_allowance_ms;	/* tips' rate limit (tips.c) */
-	guint64 media_seconds;		/* the seconds the relay sent media in (meter.h), marked by the
-								 * relay, taken by the ticker, both under the room's mutex */
+	paystream_media_marks media_marks;	/* the seconds the relay sent media in (meter.h): marked by
+									 * the relay, read by the ticker, both under the room's mutex */
+	guint64 ticked_to;			/* the ticker's seconds [.., ticked_to) are accounted for */
 	volatile gint stopped;		/* metering stopped: no more media */
 	volatile gint destroyed;
 	janus_refcount ref;

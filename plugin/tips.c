@@ -157,8 +157,14 @@ void paystream_tip_request(paystream_message *msg, paystream_viewer *viewer, pay
 		janus_mutex_lock(&paystream_tips_mutex);
 		g_hash_table_remove(paystream_tips_inflight, tip_id);
 		janus_mutex_unlock(&paystream_tips_mutex);
-		paystream_fail(result, rc, rc == PAYSTREAM_ERROR_INVALID_TIP ? "This tip_id is already being sent" :
-			"Tips cannot be taken now (the billing spool is full, or the disk failing)");
+		if(rc == PAYSTREAM_ERROR_INVALID_TIP) {
+			/* The spool still holds this tip_id (settled long ago, its ack
+			 * not written): a repeat all the same. */
+			paystream_push(msg->session, msg->transaction,
+				paystream_tip_result_event(room->id, tip_id, "pending", "repeated_tip_id"), NULL);
+		} else {
+			paystream_fail(result, rc, "Tips cannot be taken now (the billing spool is full, or the disk failing)");
+		}
 	} else {
 		paystream_push(msg->session, msg->transaction, paystream_tip_result_event(room->id, tip_id, "pending", NULL), NULL);
 	}

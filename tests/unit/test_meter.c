@@ -126,15 +126,14 @@ int main(void) {
 	is_str(m.stop_reason, "budget_exhausted", "then the budget");
 	paystream_meter_clear(&m);
 
-	/* Seconds marked by the relay, taken by the ticker (paystream_meter_tick_seconds). */
+	/* Seconds marked by the relay, accounted by the ticker (paystream_meter_tick_seconds). */
 	{
 		paystream_meter mm;
-		guint64 media = 0;
+		paystream_media_marks media = { 0, 0 };
 		paystream_meter_init(&mm, 2, NULL, PAYSTREAM_METER_NO_BUDGET);
 		paystream_meter_mark(&media, 5);
 		paystream_meter_mark(&media, 5);
-		is_int(paystream_meter_tick_seconds(&mm, &media, 5, 6, T0), 1, "one marked second, taken once");
-		is_int(media, 0, "its mark cleared");
+		is_int(paystream_meter_tick_seconds(&mm, &media, 5, 6, T0), 1, "one marked second, billed once");
 		is_int(paystream_meter_tick_seconds(&mm, &media, 6, 7, T0 + 1000), 0, "a second without media: free");
 		/* A ticker 6 s late (a slow disk): every marked second is still billed. */
 		for(guint64 sec = 7; sec < 13; sec++)
@@ -142,35 +141,69 @@ int main(void) {
 				paystream_meter_mark(&media, sec);
 		paystream_meter_mark(&media, 13);	/* the second in progress when the ticker wakes */
 		is_int(paystream_meter_tick_seconds(&mm, &media, 7, 13, T0 + 7000), 5,
-			"a late visit takes the 5 marked seconds of 6");
+			"a late visit bills the 5 marked seconds of 6");
 		ok(paystream_meter_take_record(&mm, &r), "a record of them");
 		is_int(r.seconds, 6, "with the seconds before");
 		is_int(r.start_ms, T0 - 1000, "from the first second's start");
 		is_int(r.end_ms, T0 + 7000, "to the last one's end");
-		is_int(media, G_GUINT64_CONSTANT(1) << 13, "the second in progress keeps its mark");
-		is_int(paystream_meter_tick_seconds(&mm, &media, 13, 14, T0 + 8000), 1, "and is billed at the next visit");
-		/* A mark for a second already taken (the relay read its clock before
-		 * the boundary, then waited for the room's mutex) is dropped, not
-		 * taken 64 seconds later for another second. */
-		paystream_meter_mark(&media, 13);
-		is_int(paystream_meter_tick_seconds(&mm, &media, 14, 15, T0 + 9000), 0, "a late mark is not this second's");
+		is_int(paystream_meter_tick_seconds(&mm, &media, 13, 14, T0 + 8000), 1,
+			"the second in progress is billed at the next visit");
+		/* Marks are only read: a second is billed by the visit whose range
+		 * holds it, never by a later one. */
+		is_int(paystream_meter_tick_seconds(&mm, &media, 14, 15, T0 + 9000), 0, "not billed again");
 		is_int(paystream_meter_tick_seconds(&mm, &media, 15, 15 + 64, T0 + 73000), 0,
-			"nor one 64 seconds later");
-		/* Longer than the lookback: the last 62 seconds are billed. */
-		guint64 from = 100, to = 300;
-		for(guint64 sec = to - PAYSTREAM_METER_LOOKBACK; sec < to; sec++)
-			paystream_meter_mark(&media, sec);
-		is_int(paystream_meter_tick_seconds(&mm, &media, from, to, T0 + 300000), PAYSTREAM_METER_LOOKBACK,
-			"a stall of 200 s: the last 62 seconds");
-		is_int(mm.total_seconds, 1 + 5 + 1 + PAYSTREAM_METER_LOOKBACK, "totals");
+			"nor 64 seconds later, when its bit would stand for another second");
+		/* Media in 10..39, then none, the ticker stalled until 110: the
+		 * seconds it can look back at (46..109) had no media. */
+		paystream_media_marks old = { 0, 0 };
+		for(guint64 sec = 10; sec < 40; sec++)
+			paystream_meter_mark(&old, sec);
+		gint64 before = mm.total_seconds;
+		is_int(paystream_meter_tick_seconds(&mm, &old, 10, 110, T0 + 110000), 0,
+			"a stall longer than the lookback bills no second without media");
+		/* Media only in second 10, visits at 73 and 75. */
+		paystream_media_marks once = { 0, 0 };
+		paystream_meter_mark(&once, 10);
+		is_int(paystream_meter_tick_seconds(&mm, &once, 0, 73, T0), 1, "second 10, within the lookback");
+		is_int(paystream_meter_tick_seconds(&mm, &once, 73, 75, T0 + 2000), 0, "and no phantom 74 (10 + 64)");
+		is_int(mm.total_seconds, before + 1, "totals");
+		/* The relay clears the seconds it skipped. */
+		paystream_media_marks gap = { 0, 0 };
+		for(guint64 sec = 36; sec < 41; sec++)
+			paystream_meter_mark(&gap, sec);
+		paystream_meter_mark(&gap, 100);
+		ok(!paystream_meter_marked(&gap, 36) && paystream_meter_marked(&gap, 37) && paystream_meter_marked(&gap, 40) &&
+			!paystream_meter_marked(&gap, 41) && !paystream_meter_marked(&gap, 99) && paystream_meter_marked(&gap, 100),
+			"a gap of 59 s: the marks within the last 64 s kept, the skipped seconds unmarked");
+		paystream_meter_mark(&gap, 101);
+		paystream_meter_mark(&gap, 150);
+		ok(paystream_meter_marked(&gap, 100) && paystream_meter_marked(&gap, 101) && paystream_meter_marked(&gap, 150) &&
+			!paystream_meter_marked(&gap, 102) && !paystream_meter_marked(&gap, 149) && !paystream_meter_marked(&gap, 164),
+			"a gap of 49 s: the seconds before it kept, the skipped ones and later ones unmarked");
+		paystream_meter_mark(&gap, 80);
+		ok(!paystream_meter_marked(&gap, 80) && !paystream_meter_marked(&gap, 144), "a mark 70 s late is ignored");
+		paystream_meter_mark(&gap, 90);
+		ok(paystream_meter_marked(&gap, 90) && !paystream_meter_marked(&gap, 154), "one 60 s late is its own second");
+		paystream_meter_mark(&gap, 155);
+		ok(!paystream_meter_marked(&gap, 90) && !paystream_meter_marked(&gap, 154) && paystream_meter_marked(&gap, 155),
+			"and is gone once the relay moved 64 s past it");
+		paystream_meter_mark(&gap, 149);
+		ok(paystream_meter_marked(&gap, 149) && paystream_meter_marked(&gap, 150), "a mark 1 s late is kept");
+		/* Longer than the lookback: the last 64 seconds are billed. */
+		paystream_media_marks all = { 0, 0 };
+		for(guint64 sec = 200; sec < 300; sec++)
+			paystream_meter_mark(&all, sec);
+		before = mm.total_seconds;
+		is_int(paystream_meter_tick_seconds(&mm, &all, 100, 300, T0 + 300000), PAYSTREAM_METER_LOOKBACK,
+			"a stall of 200 s with media throughout: the last 64 seconds");
 		is_int(mm.total_amount, 2 * mm.total_seconds, "amount");
 		paystream_meter_clear(&mm);
 		/* A budget that runs out in a late visit stops it there. */
 		paystream_meter_init(&mm, 2, NULL, 3 * 2);
-		media = 0;
+		paystream_media_marks five = { 0, 0 };
 		for(guint64 sec = 0; sec < 5; sec++)
-			paystream_meter_mark(&media, sec);
-		is_int(paystream_meter_tick_seconds(&mm, &media, 0, 5, T0), 3, "3 seconds of 5 in a budget of 3");
+			paystream_meter_mark(&five, sec);
+		is_int(paystream_meter_tick_seconds(&mm, &five, 0, 5, T0), 3, "3 seconds of 5 in a budget of 3");
 		ok(mm.stopped, "then stopped");
 		is_str(mm.stop_reason, "budget_exhausted", "by its budget");
 		paystream_meter_clear(&mm);
