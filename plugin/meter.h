@@ -95,11 +95,13 @@ typedef struct paystream_media_marks {
 } paystream_media_marks;
 
 /* How far back a visit can look: a ticker stalled longer loses the seconds
- * before (the caller logs them). */
-#define PAYSTREAM_METER_LOOKBACK 64
+ * before (the caller logs them). The 64 bits hold `last` and the 63
+ * seconds before it, and the relay has usually marked the second in
+ * progress (the visit's `to`) by then. */
+#define PAYSTREAM_METER_LOOKBACK 63
 
-/* The relay sent media in second. Writes only when the second is new: once
- * a second, not once a packet. */
+/* The relay sent media in second. Writes only when the second is not
+ * marked yet: once a second, not once a packet. */
 static inline void paystream_meter_mark(paystream_media_marks *marks, guint64 second) {
 	if(marks->mask != 0 && second == marks->last)
 		return;
@@ -114,7 +116,9 @@ static inline void paystream_meter_mark(paystream_media_marks *marks, guint64 se
 	} else if(marks->last - second >= 64) {
 		return;		/* too old to be told apart from a later second */
 	}
-	marks->mask |= G_GUINT64_CONSTANT(1) << (second & 63);
+	guint64 bit = G_GUINT64_CONSTANT(1) << (second & 63);
+	if((marks->mask & bit) == 0)
+		marks->mask |= bit;
 }
 
 /* Whether second is marked. */

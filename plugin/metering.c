@@ -168,14 +168,14 @@ static void paystream_account_now_locked(paystream_viewer *viewer, paystream_out
 
 /* Stop the meter and the media; what it counted is taken as a record. */
 static void paystream_stop_now_locked(paystream_viewer *viewer, const char *reason, paystream_outbox *box) {
-	if(g_atomic_int_get(&viewer->stopped)) {
-		/* Already stopped by its budget: a later stop (the service's) is
-		 * final, so a refresh must not restart the session. */
-		if(viewer->meter.stop_reason != NULL && strcmp(viewer->meter.stop_reason, "budget_exhausted") == 0 &&
-				strcmp(reason, "budget_exhausted") != 0)
-			viewer->meter.stop_reason = reason;
+	/* A meter stopped by its budget (before, or by the seconds just billed
+	 * for this stop) takes a later reason: any other stop is final, so a
+	 * refresh must not restart the session. */
+	if(viewer->meter.stopped && viewer->meter.stop_reason != NULL &&
+			strcmp(viewer->meter.stop_reason, "budget_exhausted") == 0 && strcmp(reason, "budget_exhausted") != 0)
+		viewer->meter.stop_reason = reason;
+	if(g_atomic_int_get(&viewer->stopped))
 		return;
-	}
 	paystream_meter_stop(&viewer->meter, reason);
 	g_atomic_int_set(&viewer->stopped, 1);
 	paystream_take_tick_record(viewer);
@@ -219,6 +219,8 @@ gboolean paystream_metering_refresh_locked(paystream_viewer *viewer, const payst
 	if(!viewer->metered || viewer->finished)
 		return FALSE;
 	gboolean was_stopped = g_atomic_int_get(&viewer->stopped);
+	if(!was_stopped)
+		paystream_account_now_locked(viewer, box);	/* what was watched is billed under the old budget */
 	gboolean runs = paystream_meter_refresh(&viewer->meter,
 		token->has_budget ? token->budget : PAYSTREAM_METER_NO_BUDGET);
 	if(!was_stopped && !runs) {
@@ -331,6 +333,14 @@ void paystream_metering_currency_changed_locked(paystream_room *room, const char
  * the last of them ending at now_ms: the meter, the room's sums, the
  * viewer's `tick` event (into box; none when box is NULL). Room lock held. */
 static void paystream_account_locked(paystream_viewer *viewer, guint64 upto, gint64 now_ms, paystream_outbox *box) {
+	/* Nothing after the token's expiry (leeway included), on every path:
+	 * the ticker's, a stop's, an end's. (Written so that a huge exp cannot
+	 * overflow.) */
+	gint64 expired_for = now_ms / 1000 - PAYSTREAM_TOKEN_LEEWAY - viewer->token_exp;
+	if(expired_for > 0) {
+		upto = (guint64)expired_for < upto ? upto - (guint64)expired_for : 0;
+		now_ms -= expired_for * 1000;
+	}
 	if(upto <= viewer->ticked_to)
 		return;
 	paystream_room *room = viewer->room;
@@ -362,17 +372,13 @@ static void paystream_account_locked(paystream_viewer *viewer, guint64 upto, gin
 /* The ticker's visit of one viewer: the seconds up to to, the last of them
  * ending at now_ms. */
 static void paystream_tick_viewer_locked(paystream_viewer *viewer, guint64 to, gint64 now_ms, paystream_outbox *box) {
-	/* A token that expired: the seconds before its expiry (leeway
-	 * included) are billed, none after. (Written so that a huge exp cannot
-	 * overflow.) */
-	gint64 expired_for = now_ms / 1000 - PAYSTREAM_TOKEN_LEEWAY - viewer->token_exp;
-	if(expired_for >= 0) {
-		paystream_account_locked(viewer, (guint64)expired_for < to ? to - (guint64)expired_for : 0,
-			now_ms - expired_for * 1000, box);
+	/* A token that expired: the seconds before its expiry are billed
+	 * (paystream_account_locked cuts them there), then it stops. */
+	paystream_account_locked(viewer, to, now_ms, box);
+	if(now_ms / 1000 - PAYSTREAM_TOKEN_LEEWAY >= viewer->token_exp) {
 		paystream_stop_now_locked(viewer, "token_expired", box);
 		return;
 	}
-	paystream_account_locked(viewer, to, now_ms, box);
 	if(viewer->meter.stopped) {
 		/* The meter stopped itself: its budget cannot pay the next second. */
 		paystream_stop_now_locked(viewer, viewer->meter.stop_reason, box);

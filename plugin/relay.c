@@ -174,7 +174,7 @@ void paystream_relay_rtp(paystream_performer *performer, janus_plugin_rtp *packe
 			paystream_gateway->relay_rtp(viewer->session->handle, &out);
 		}
 		/* Metering counts a second only if media really went out in it.
-		 * The ticker takes the marks under the same room mutex, so plain
+		 * The ticker reads the marks under the same room mutex, so plain
 		 * accesses do: no fence per packet, and the line is written once a
 		 * second, not once a packet. */
 		if(relayed)

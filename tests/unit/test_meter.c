@@ -189,13 +189,13 @@ int main(void) {
 			"and is gone once the relay moved 64 s past it");
 		paystream_meter_mark(&gap, 149);
 		ok(paystream_meter_marked(&gap, 149) && paystream_meter_marked(&gap, 150), "a mark 1 s late is kept");
-		/* Longer than the lookback: the last 64 seconds are billed. */
+		/* Longer than the lookback: the last 63 seconds are billed. */
 		paystream_media_marks all = { 0, 0 };
 		for(guint64 sec = 200; sec < 300; sec++)
 			paystream_meter_mark(&all, sec);
 		before = mm.total_seconds;
 		is_int(paystream_meter_tick_seconds(&mm, &all, 100, 300, T0 + 300000), PAYSTREAM_METER_LOOKBACK,
-			"a stall of 200 s with media throughout: the last 64 seconds");
+			"a stall of 200 s with media throughout: the last 63 seconds");
 		is_int(mm.total_amount, 2 * mm.total_seconds, "amount");
 		paystream_meter_clear(&mm);
 		/* A budget that runs out in a late visit stops it there. */
