@@ -166,25 +166,40 @@ static void paystream_account_now_locked(paystream_viewer *viewer, paystream_out
 		janus_get_real_time() / 1000, box);
 }
 
-/* Stop the meter and the media; what it counted is taken as a record. */
-static void paystream_stop_now_locked(paystream_viewer *viewer, const char *reason, paystream_outbox *box) {
-	/* A meter stopped by its budget (before, or by the seconds just billed
-	 * for this stop) takes a later reason: any other stop is final, so a
-	 * refresh must not restart the session. */
-	if(viewer->meter.stopped && viewer->meter.stop_reason != NULL &&
-			strcmp(viewer->meter.stop_reason, "budget_exhausted") == 0 && strcmp(reason, "budget_exhausted") != 0)
-		viewer->meter.stop_reason = reason;
-	if(g_atomic_int_get(&viewer->stopped))
-		return;
-	paystream_meter_stop(&viewer->meter, reason);
-	g_atomic_int_set(&viewer->stopped, 1);
-	paystream_take_tick_record(viewer);
-	JANUS_LOG(LOG_INFO, "[paystream] viewer %s of room %s stopped (%s)\n", viewer->viewer_id, viewer->room->id, reason);
+/* The viewer and event handlers hear why the session stopped. */
+static void paystream_tell_stopped(paystream_viewer *viewer, const char *reason, paystream_outbox *box) {
 	paystream_outbox_add(box, viewer->session, paystream_stopped_event(viewer, reason), NULL, FALSE);
 	json_t *fields = json_pack("{ssssss}", "viewer_id", viewer->viewer_id, "session", viewer->session_id, "reason", reason);
 	json_object_set_new(fields, "seconds", json_integer(viewer->meter.total_seconds));
 	json_object_set_new(fields, "amount", json_integer(viewer->meter.total_amount));
 	paystream_notify(viewer->session, "viewer_stopped", viewer->room->id, fields);
+}
+
+/* Stop the meter and the media; what it counted is taken as a record. */
+static void paystream_stop_now_locked(paystream_viewer *viewer, const char *reason, paystream_outbox *box) {
+	/* A meter stopped by its budget (before, or by the seconds just billed
+	 * for this stop) takes a later reason: any other stop is final, so a
+	 * refresh must not restart the session. */
+	gboolean replaced = FALSE;
+	if(viewer->meter.stopped && viewer->meter.stop_reason != NULL &&
+			strcmp(viewer->meter.stop_reason, "budget_exhausted") == 0 && strcmp(reason, "budget_exhausted") != 0) {
+		viewer->meter.stop_reason = reason;
+		replaced = TRUE;
+	}
+	if(g_atomic_int_get(&viewer->stopped)) {
+		/* Told budget_exhausted before: now told that a refresh will not help. */
+		if(replaced) {
+			JANUS_LOG(LOG_INFO, "[paystream] viewer %s of room %s, stopped by its budget, now stopped (%s)\n",
+				viewer->viewer_id, viewer->room->id, reason);
+			paystream_tell_stopped(viewer, reason, box);
+		}
+		return;
+	}
+	paystream_meter_stop(&viewer->meter, reason);
+	g_atomic_int_set(&viewer->stopped, 1);
+	paystream_take_tick_record(viewer);
+	JANUS_LOG(LOG_INFO, "[paystream] viewer %s of room %s stopped (%s)\n", viewer->viewer_id, viewer->room->id, reason);
+	paystream_tell_stopped(viewer, reason, box);
 }
 
 void paystream_metering_stop_locked(paystream_viewer *viewer, const char *reason, paystream_outbox *box) {
@@ -215,18 +230,34 @@ void paystream_metering_finish_locked(paystream_viewer *viewer, const char *reas
 
 gboolean paystream_metering_refresh_locked(paystream_viewer *viewer, const paystream_token *token,
 		paystream_outbox *box) {
-	viewer->token_exp = token->exp;
-	if(!viewer->metered || viewer->finished)
+	if(!viewer->metered || viewer->finished) {
+		viewer->token_exp = token->exp;
 		return FALSE;
+	}
 	gboolean was_stopped = g_atomic_int_get(&viewer->stopped);
-	if(!was_stopped)
-		paystream_account_now_locked(viewer, box);	/* what was watched is billed under the old budget */
-	gboolean runs = paystream_meter_refresh(&viewer->meter,
-		token->has_budget ? token->budget : PAYSTREAM_METER_NO_BUDGET);
+	gint64 new_budget = token->has_budget ? token->budget : PAYSTREAM_METER_NO_BUDGET;
+	gboolean raises = new_budget < 0 || (viewer->meter.budget >= 0 && new_budget >= viewer->meter.budget);
+	gboolean runs = !viewer->meter.stopped;
+	if(was_stopped || raises)
+		runs = paystream_meter_refresh(&viewer->meter, new_budget);
+	if(!was_stopped) {
+		/* The whole seconds watched up to now are billed under the old
+		 * token's expiry and the larger budget: a raised budget pays for
+		 * seconds a late ticker has not billed yet, a lowered one applies
+		 * from now on. The second in progress is left to the ticker (billed
+		 * here, the rest of it would be free: a viewer could refresh at the
+		 * start of every second). Seconds after the old token's expiry (a
+		 * late ticker) are not billed under the new one. */
+		guint64 now_second = paystream_ticker_second(janus_get_monotonic_time());
+		paystream_account_locked(viewer, now_second, janus_get_real_time() / 1000, box);
+		viewer->ticked_to = MAX(viewer->ticked_to, now_second);
+		runs = raises ? !viewer->meter.stopped : paystream_meter_refresh(&viewer->meter, new_budget);
+	}
+	viewer->token_exp = token->exp;
 	if(!was_stopped && !runs) {
-		/* A lower budget that cannot pay the next second: the media stops
-		 * now, not at the next tick. */
-		paystream_metering_stop_locked(viewer, viewer->meter.stop_reason, box);
+		/* A budget that cannot pay the next second: the media stops now,
+		 * not at the next tick. */
+		paystream_stop_now_locked(viewer, viewer->meter.stop_reason, box);
 		return FALSE;
 	}
 	if(was_stopped && runs) {
@@ -334,7 +365,9 @@ void paystream_metering_currency_changed_locked(paystream_room *room, const char
  * viewer's `tick` event (into box; none when box is NULL). Room lock held. */
 static void paystream_account_locked(paystream_viewer *viewer, guint64 upto, gint64 now_ms, paystream_outbox *box) {
 	/* Nothing after the token's expiry (leeway included), on every path:
-	 * the ticker's, a stop's, an end's. (Written so that a huge exp cannot
+	 * the ticker's, a stop's, an end's. Wall-clock seconds against the
+	 * ticker's monotonic ones: exact to a second, as is the now_ms given
+	 * as the end of the last second. (Written so that a huge exp cannot
 	 * overflow.) */
 	gint64 expired_for = now_ms / 1000 - PAYSTREAM_TOKEN_LEEWAY - viewer->token_exp;
 	if(expired_for > 0) {
