@@ -98,9 +98,13 @@ void paystream_meter_put_back(paystream_meter *m, const paystream_meter_record *
 	m->pending_amount += r->amount;
 }
 
+gboolean paystream_meter_budget_fits(const paystream_meter *m, gint64 budget) {
+	return budget < 0 || (m->total_amount <= budget && m->price_per_second <= budget - m->total_amount);
+}
+
 gboolean paystream_meter_refresh(paystream_meter *m, gint64 new_budget) {
+	gboolean fits = paystream_meter_budget_fits(m, new_budget);
 	m->budget = new_budget < 0 ? PAYSTREAM_METER_NO_BUDGET : new_budget;
-	gboolean fits = m->budget < 0 || (m->total_amount <= m->budget && paystream_meter_affordable(m));
 	if(m->stopped) {
 		if(fits && m->stop_reason != NULL && strcmp(m->stop_reason, PAYSTREAM_METER_BUDGET_EXHAUSTED) == 0) {
 			m->stopped = FALSE;

@@ -139,6 +139,10 @@ guint paystream_meter_tick_seconds(paystream_meter *m, const paystream_media_mar
  * budget pays for one more second; a running meter whose new budget does
  * not stops. Returns TRUE if the meter runs afterwards. */
 gboolean paystream_meter_refresh(paystream_meter *m, gint64 new_budget);
+/* Whether budget (or PAYSTREAM_METER_NO_BUDGET) pays for one more second
+ * after the totals: what paystream_meter_refresh will find, changing
+ * nothing. */
+gboolean paystream_meter_budget_fits(const paystream_meter *m, gint64 budget);
 
 /* Stop for reason (a static string, e.g. "left", "kicked", "token_expired");
  * the first reason is kept. */

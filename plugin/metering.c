@@ -248,9 +248,16 @@ gboolean paystream_metering_refresh_locked(paystream_viewer *viewer, const payst
 		 * here, the rest of it would be free: a viewer could refresh at the
 		 * start of every second). Seconds after the old token's expiry (a
 		 * late ticker) are not billed under the new one. */
-		guint64 now_second = paystream_ticker_second(janus_get_monotonic_time());
-		paystream_account_locked(viewer, now_second, janus_get_real_time() / 1000, box);
+		gint64 mono = janus_get_monotonic_time(), now_ms = janus_get_real_time() / 1000;
+		guint64 now_second = paystream_ticker_second(mono);
+		gint64 into_ms = ((mono - __atomic_load_n(&paystream_ticker_epoch_us, __ATOMIC_RELAXED)) % G_USEC_PER_SEC) / 1000;
+		paystream_account_locked(viewer, now_second, now_ms - into_ms, box);
 		viewer->ticked_to = MAX(viewer->ticked_to, now_second);
+		/* A lowered budget that ends the session: like any stop, it bills the
+		 * second in progress, under the old budget (else alternating two
+		 * tokens, one that stops and one that resumes, watches for free). */
+		if(!raises && !viewer->meter.stopped && !paystream_meter_budget_fits(&viewer->meter, new_budget))
+			paystream_account_locked(viewer, now_second + 1, now_ms, box);
 		runs = raises ? !viewer->meter.stopped : paystream_meter_refresh(&viewer->meter, new_budget);
 	}
 	viewer->token_exp = token->exp;

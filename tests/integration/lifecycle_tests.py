@@ -9,6 +9,7 @@ decorator and events_janus), and reuses billing_tests.py's helpers.
 Registered by suite.py (TESTS is appended to the suite's list).
 """
 
+import math
 import time
 
 import billing_tests as B
@@ -305,3 +306,56 @@ async def test_refresh_lowers_budget(ctx):
     await check_stopped_media(v, st)
     await B.leave(v)
     await check_ended(ctx, svc, room, v, "left", price, stopped=st.data)
+
+
+@test(timeout=120)
+async def test_refresh_alternating_budgets(ctx):
+    """A viewer alternating two valid tokens, one with a large budget (each
+    refresh with it resumes the session) and one whose budget is below what
+    it has spent (each refresh with it stops the session), 8 times, with
+    media between resume and stop and none for 1.1 s after the stop: each
+    stop bills at least one more second than the one before (the second in
+    progress at the stop had media), so no stretch of media is free
+    (billing only the whole seconds before a refresh billed nothing when
+    resume and stop fell in the same second)."""
+    svc = await B.service(ctx)
+    await E.events_janus(ctx, svc)
+    price = 2
+    room, key, perf = await B.live_room(ctx, price)
+    sub = H.rand_id("alt")
+    await svc.fund(sub, 100000)
+    v = await B.paying_viewer(ctx, room, sub, budget=10 ** 6)
+    await B.wait_tick(v, 2, 15)
+    low, high = B.token(room, sub, budget=1), B.token(room, sub, budget=10 ** 6)
+
+    async def stop(i):
+        n = len([e for e in v.handle.events if e.name == "stopped"])
+        d = expect_ok(await v.handle.request({"request": "refresh", "token": low}), "refreshed", f"low refresh {i}")
+        check(d.get("resumed") is False, f"low refresh {i}: {short(d)}")
+        st = await v.handle.wait_event(
+            lambda e: e.name == "stopped" and [x for x in v.handle.events if x.name == "stopped"].index(e) == n,
+            5, what=f"'stopped' {i}")
+        check(st.data.get("reason") == "budget_exhausted", f"stopped {i}: {short(st.data)}")
+        await v.assert_flat(1.1)                 # no media: the next resume is in a later second
+        return st.data["seconds"], st.t
+
+    seconds = [(await stop(0))[0]]
+    spans = []
+    for i in range(1, 9):
+        r = await v.handle.request({"request": "refresh", "token": high})
+        d = expect_ok(r, "refreshed", f"high refresh {i}")
+        check(d.get("resumed") is True, f"high refresh {i}: {short(d)}")
+        await v.wait_frames(8, 10)               # some media
+        total, t_stop = await stop(i)
+        seconds.append(total)
+        spans.append(t_stop - r.t)
+    gains = [b - a for a, b in zip(seconds, seconds[1:])]
+    # media flowed between the resume and the stop: at least one second, at
+    # most the seconds that span touches (a little slack for the round trips)
+    check(all(1 <= g <= math.ceil(span + 0.3) + 1 for g, span in zip(gains, spans)),
+          f"seconds billed by each resume-media-stop cycle: {gains} over media spans of "
+          f"{[round(x, 2) for x in spans]} s (totals {seconds})")
+    await B.leave(v)
+    s = await B.ended_session(svc, v.session)
+    check(s["billed_seconds"] == seconds[-1] and s["billed_amount"] == price * seconds[-1]
+          and s["reported_seconds"] == seconds[-1], f"session {short(s)} against the last stop's {seconds[-1]} s")

@@ -209,6 +209,22 @@ int main(void) {
 		paystream_meter_clear(&mm);
 	}
 
+	/* Whether a budget would pay for one more second, changing nothing. */
+	{
+		paystream_meter fm;
+		paystream_meter_init(&fm, 5, NULL, 100);
+		gint64 t = T0;
+		run(&fm, TRUE, 4, &t);	/* 20 spent */
+		ok(paystream_meter_budget_fits(&fm, PAYSTREAM_METER_NO_BUDGET), "no budget fits");
+		ok(paystream_meter_budget_fits(&fm, 25), "25 pays one more second after 20");
+		ok(!paystream_meter_budget_fits(&fm, 24), "24 does not");
+		ok(!paystream_meter_budget_fits(&fm, 10), "nor a budget below what was spent");
+		is_int(fm.budget, 100, "the meter's own budget unchanged");
+		ok(!fm.stopped, "and it still runs");
+		ok(!paystream_meter_refresh(&fm, 24), "refresh agrees: 24 stops it");
+		paystream_meter_clear(&fm);
+	}
+
 	/* Records split the totals exactly, however they are taken. */
 	GRand *rand = g_rand_new_with_seed(42);
 	paystream_meter_init(&m, 13, NULL, 13 * 5000);
