@@ -91,6 +91,9 @@ static void paystream_take_tick_record(paystream_viewer *viewer) {
 
 /* ---- sessions ------------------------------------------------------- */
 
+static void paystream_account_locked(paystream_viewer *viewer, guint64 upto, gint64 now_ms, paystream_outbox *box);
+static void paystream_relay_cutoff_locked(paystream_viewer *viewer);
+
 int paystream_metering_begin_locked(paystream_viewer *viewer, const paystream_token *token) {
 	paystream_room *room = viewer->room;
 	viewer->session_id = paystream_random_uuid();
@@ -109,6 +112,7 @@ int paystream_metering_begin_locked(paystream_viewer *viewer, const paystream_to
 	}
 	viewer->metered = TRUE;
 	viewer->ticked_to = paystream_ticker_second(janus_get_monotonic_time());
+	paystream_relay_cutoff_locked(viewer);
 	viewer->last_record_ms = janus_get_real_time() / 1000;
 	paystream_record_ids ids = { viewer->session_id, room->id, viewer->billing_id };
 	paystream_record_source_init(&viewer->record_source, &ids, viewer->meter.currency);
@@ -156,7 +160,6 @@ static const char *paystream_stop_reason(const char *reason) {
 	return kept != NULL ? kept : "stopped_by_billing";
 }
 
-static void paystream_account_locked(paystream_viewer *viewer, guint64 upto, gint64 now_ms, paystream_outbox *box);
 
 /* Bill what the relay marked up to now, the second in progress included:
  * for a stop or an end decided between two visits of the ticker (which
@@ -253,23 +256,24 @@ gboolean paystream_metering_refresh_locked(paystream_viewer *viewer, const payst
 		gint64 into_ms = ((mono - __atomic_load_n(&paystream_ticker_epoch_us, __ATOMIC_RELAXED)) % G_USEC_PER_SEC) / 1000;
 		paystream_account_locked(viewer, now_second, now_ms - into_ms, box);
 		viewer->ticked_to = MAX(viewer->ticked_to, now_second);
-		/* A lowered budget that ends the session: like any stop, it bills the
-		 * second in progress, under the old budget (else alternating two
-		 * tokens, one that stops and one that resumes, watches for free). */
-		if(!raises && !viewer->meter.stopped && !paystream_meter_budget_fits(&viewer->meter, new_budget))
-			paystream_account_locked(viewer, now_second + 1, now_ms, box);
 		runs = raises ? !viewer->meter.stopped : paystream_meter_refresh(&viewer->meter, new_budget);
 	}
 	viewer->token_exp = token->exp;
+	paystream_relay_cutoff_locked(viewer);
 	if(!was_stopped && !runs) {
 		/* A budget that cannot pay the next second: the media stops now,
-		 * not at the next tick. */
+		 * not at the next tick. The second in progress is not billed here:
+		 * ticked_to stays at its start, so what was relayed in it is billed
+		 * if a refresh resumes the session (and lost, less than a second,
+		 * if none does). */
 		paystream_stop_now_locked(viewer, viewer->meter.stop_reason, box);
 		return FALSE;
 	}
 	if(was_stopped && runs) {
-		/* The seconds while stopped had no media and are not billed. */
-		viewer->ticked_to = MAX(viewer->ticked_to, paystream_ticker_second(janus_get_monotonic_time()));
+		/* ticked_to stays: the seconds while stopped have no marks, and the
+		 * part of the stop's second that had media is billed by the next
+		 * visit (moving it on would make that part free: a viewer could
+		 * stop and resume around every second boundary). */
 		g_atomic_int_set(&viewer->stopped, 0);
 		return TRUE;
 	}
@@ -367,6 +371,23 @@ void paystream_metering_currency_changed_locked(paystream_room *room, const char
 	room->usage_amount = paystream_take_other(&room->usage_other, room->settings.currency);
 }
 
+/* The first ticker second the budget or the token's expiry does not pay
+ * for, counted from ticked_to (the ticker stops the session there anyway;
+ * this only keeps the relay from running ahead of a late ticker). */
+static void paystream_relay_cutoff_locked(paystream_viewer *viewer) {
+	guint64 until = G_MAXUINT64;
+	paystream_meter *m = &viewer->meter;
+	if(m->budget >= 0 && m->price_per_second > 0 && m->budget >= m->total_amount) {
+		gint64 seconds = (m->budget - m->total_amount) / m->price_per_second;
+		until = viewer->ticked_to + (guint64)seconds;
+	}
+	/* The token's expiry in ticker seconds: as paystream_account_locked cuts. */
+	gint64 left = viewer->token_exp + PAYSTREAM_TOKEN_LEEWAY - janus_get_real_time() / G_USEC_PER_SEC;
+	guint64 now_second = paystream_ticker_second(janus_get_monotonic_time());
+	guint64 expiry = left <= 0 ? now_second : (left > (gint64)(G_MAXUINT64 / 2) ? G_MAXUINT64 : now_second + (guint64)left);
+	viewer->relay_until = MIN(until, expiry);
+}
+
 /* Bill the seconds [viewer->ticked_to, upto) the relay marked (meter.h),
  * the last of them ending at now_ms: the meter, the room's sums, the
  * viewer's `tick` event (into box; none when box is NULL). Room lock held. */
@@ -386,6 +407,7 @@ static void paystream_account_locked(paystream_viewer *viewer, guint64 upto, gin
 	paystream_room *room = viewer->room;
 	guint counted = paystream_meter_tick_seconds(&viewer->meter, &viewer->media_marks, viewer->ticked_to, upto, now_ms);
 	viewer->ticked_to = upto;
+	paystream_relay_cutoff_locked(viewer);
 	if(counted == 0)
 		return;
 	gint64 amount = viewer->meter.price_per_second * (gint64)counted;	/* within the meter's totals */

@@ -131,13 +131,15 @@ void paystream_relay_rtp(paystream_performer *performer, janus_plugin_rtp *packe
 	if(video && performer->simulcast)
 		paystream_relay_learn_layer(performer, packet->buffer, packet->length);
 
-	gint64 now = janus_get_monotonic_time();
-	guint64 second = paystream_ticker_second(now);
 	janus_mutex_lock(&room->mutex);
 	if(room->performer != performer) {
 		janus_mutex_unlock(&room->mutex);
 		return;
 	}
+	/* Read under the lock: a packet that waited for it while the ticker
+	 * accounted a second must not mark that second afterwards. */
+	gint64 now = janus_get_monotonic_time();
+	guint64 second = paystream_ticker_second(now);
 	if(video) {
 		/* Periodic keyframe request and bandwidth cap, checked on video
 		 * packets so an idle room costs nothing. */
@@ -159,6 +161,10 @@ void paystream_relay_rtp(paystream_performer *performer, janus_plugin_rtp *packe
 		paystream_viewer *viewer = value;
 		if(!g_atomic_int_get(&viewer->session->pc_up) || !paystream_viewer_state_wants_media(&viewer->state) ||
 				g_atomic_int_get(&viewer->stopped))
+			continue;
+		/* Nothing the budget or the token no longer pays for, even if the
+		 * ticker that will stop the session is late. */
+		if(viewer->metered && second >= viewer->relay_until)
 			continue;
 		if(video ? !viewer->has_video : !viewer->has_audio)
 			continue;

@@ -88,6 +88,9 @@ typedef struct paystream_viewer {
 	paystream_media_marks media_marks;	/* the seconds the relay sent media in (meter.h): marked by
 									 * the relay, read by the ticker, both under the room's mutex */
 	guint64 ticked_to;			/* the ticker's seconds [.., ticked_to) are accounted for */
+	guint64 relay_until;		/* metered: the relay sends only in seconds before this one
+								 * (what the budget and the token's expiry still pay for),
+								 * so a late ticker cannot let a session overrun them */
 	volatile gint stopped;		/* metering stopped: no more media */
 	volatile gint destroyed;
 	janus_refcount ref;
