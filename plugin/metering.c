@@ -145,7 +145,10 @@ static GHashTable *paystream_stop_reasons;	/* reason -> itself (owned) */
 static GMutex paystream_stop_reasons_mutex;
 
 static const char *paystream_stop_reason(const char *reason) {
-	if(strlen(reason) == 0 || strlen(reason) > 64 || strspn(reason, "abcdefghijklmnopqrstuvwxyz_") != strlen(reason))
+	/* budget_exhausted is the plugin's own: a session it stops can be
+	 * resumed by a refresh with a new budget, a stop from the service not. */
+	if(strlen(reason) == 0 || strlen(reason) > 64 || strspn(reason, "abcdefghijklmnopqrstuvwxyz_") != strlen(reason) ||
+			strcmp(reason, "budget_exhausted") == 0)
 		return "stopped_by_billing";
 	g_mutex_lock(&paystream_stop_reasons_mutex);
 	if(paystream_stop_reasons == NULL)
@@ -256,6 +259,13 @@ gboolean paystream_metering_refresh_locked(paystream_viewer *viewer, const payst
 		gint64 into_ms = ((mono - __atomic_load_n(&paystream_ticker_epoch_us, __ATOMIC_RELAXED)) % G_USEC_PER_SEC) / 1000;
 		paystream_account_locked(viewer, now_second, now_ms - into_ms, box);
 		viewer->ticked_to = MAX(viewer->ticked_to, now_second);
+		/* A lowered budget that ends the session bills the second in
+		 * progress if it already had media (else leaving right after would
+		 * make it free); one without media yet stays where it is, billed if
+		 * a refresh resumes the session and media comes in it. */
+		if(!raises && !viewer->meter.stopped && !paystream_meter_budget_fits(&viewer->meter, new_budget) &&
+				paystream_meter_marked(&viewer->media_marks, now_second))
+			paystream_account_locked(viewer, now_second + 1, now_ms, box);
 		runs = raises ? !viewer->meter.stopped : paystream_meter_refresh(&viewer->meter, new_budget);
 	}
 	viewer->token_exp = token->exp;
@@ -377,14 +387,21 @@ void paystream_metering_currency_changed_locked(paystream_room *room, const char
 static void paystream_relay_cutoff_locked(paystream_viewer *viewer) {
 	guint64 until = G_MAXUINT64;
 	paystream_meter *m = &viewer->meter;
-	if(m->budget >= 0 && m->price_per_second > 0 && m->budget >= m->total_amount) {
-		gint64 seconds = (m->budget - m->total_amount) / m->price_per_second;
-		until = viewer->ticked_to + (guint64)seconds;
-	}
-	/* The token's expiry in ticker seconds: as paystream_account_locked cuts. */
-	gint64 left = viewer->token_exp + PAYSTREAM_TOKEN_LEEWAY - janus_get_real_time() / G_USEC_PER_SEC;
 	guint64 now_second = paystream_ticker_second(janus_get_monotonic_time());
-	guint64 expiry = left <= 0 ? now_second : (left > (gint64)(G_MAXUINT64 / 2) ? G_MAXUINT64 : now_second + (guint64)left);
+	if(m->budget >= 0 && m->price_per_second > 0 && m->budget >= m->total_amount) {
+		guint64 seconds = (guint64)((m->budget - m->total_amount) / m->price_per_second);
+		/* From now on, less what the marked seconds not billed yet will take
+		 * (a session resumed after a long stop has ticked_to far behind). */
+		guint64 base = MAX(viewer->ticked_to, now_second), owed = 0;
+		for(guint64 second = viewer->ticked_to; second < base && owed < seconds; second++)
+			owed += paystream_meter_marked(&viewer->media_marks, second) ? 1 : 0;
+		until = base + (seconds - owed);
+	}
+	/* The token's expiry in ticker seconds, as paystream_account_locked cuts
+	 * (to within a second: wall-clock against monotonic seconds). Written
+	 * so that a huge exp cannot overflow. */
+	gint64 left = viewer->token_exp - (janus_get_real_time() / G_USEC_PER_SEC - PAYSTREAM_TOKEN_LEEWAY);
+	guint64 expiry = left <= 0 ? now_second : (left > (gint64)(G_MAXUINT64 / 4) ? G_MAXUINT64 : now_second + (guint64)left);
 	viewer->relay_until = MIN(until, expiry);
 }
 
