@@ -393,7 +393,10 @@ static void paystream_relay_cutoff_locked(paystream_viewer *viewer) {
 		/* From now on, less what the marked seconds not billed yet will take
 		 * (a session resumed after a long stop has ticked_to far behind). */
 		guint64 base = MAX(viewer->ticked_to, now_second), owed = 0;
-		for(guint64 second = viewer->ticked_to; second < base && owed < seconds; second++)
+		/* (Only the seconds a visit can still bill: at most 63, however
+		 * long the session has been stopped.) */
+		guint64 first = base + 1 > PAYSTREAM_METER_LOOKBACK ? base + 1 - PAYSTREAM_METER_LOOKBACK : 0;
+		for(guint64 second = MAX(viewer->ticked_to, first); second < base && owed < seconds; second++)
 			owed += paystream_meter_marked(&viewer->media_marks, second) ? 1 : 0;
 		until = base + (seconds - owed);
 	}
