@@ -3,14 +3,9 @@
 
 #include <string.h>
 
-#define PAYSTREAM_METER_BUDGET_EXHAUSTED "budget_exhausted"
-
-/* TRUE when one more second fits in the budget (and in a gint64). */
+/* TRUE when one more second fits in the meter's own budget. */
 static gboolean paystream_meter_affordable(const paystream_meter *m) {
-	if(m->budget < 0)
-		return TRUE;
-	/* total_amount <= budget always holds: no overflow in the subtraction. */
-	return m->price_per_second <= m->budget - m->total_amount;
+	return paystream_meter_budget_fits(m, m->budget);
 }
 
 void paystream_meter_init(paystream_meter *m, gint64 price_per_second, const char *currency, gint64 budget) {
@@ -99,6 +94,7 @@ void paystream_meter_put_back(paystream_meter *m, const paystream_meter_record *
 }
 
 gboolean paystream_meter_budget_fits(const paystream_meter *m, gint64 budget) {
+	/* (total_amount <= budget checked first: no overflow in the subtraction.) */
 	return budget < 0 || (m->total_amount <= budget && m->price_per_second <= budget - m->total_amount);
 }
 

@@ -37,6 +37,9 @@
 #include <glib.h>
 
 #define PAYSTREAM_METER_NO_BUDGET (-1)
+/* The stop reason of a meter whose budget cannot pay the next second: the
+ * only stop a refreshed budget can undo. */
+#define PAYSTREAM_METER_BUDGET_EXHAUSTED "budget_exhausted"
 
 /* A span of counted seconds, to be appended to the spool. */
 typedef struct paystream_meter_record {

@@ -148,7 +148,7 @@ static const char *paystream_stop_reason(const char *reason) {
 	/* budget_exhausted is the plugin's own: a session it stops can be
 	 * resumed by a refresh with a new budget, a stop from the service not. */
 	if(strlen(reason) == 0 || strlen(reason) > 64 || strspn(reason, "abcdefghijklmnopqrstuvwxyz_") != strlen(reason) ||
-			strcmp(reason, "budget_exhausted") == 0)
+			strcmp(reason, PAYSTREAM_METER_BUDGET_EXHAUSTED) == 0)
 		return "stopped_by_billing";
 	g_mutex_lock(&paystream_stop_reasons_mutex);
 	if(paystream_stop_reasons == NULL)
@@ -188,7 +188,8 @@ static void paystream_stop_now_locked(paystream_viewer *viewer, const char *reas
 	 * refresh must not restart the session. */
 	gboolean replaced = FALSE;
 	if(viewer->meter.stopped && viewer->meter.stop_reason != NULL &&
-			strcmp(viewer->meter.stop_reason, "budget_exhausted") == 0 && strcmp(reason, "budget_exhausted") != 0) {
+			strcmp(viewer->meter.stop_reason, PAYSTREAM_METER_BUDGET_EXHAUSTED) == 0 &&
+			strcmp(reason, PAYSTREAM_METER_BUDGET_EXHAUSTED) != 0) {
 		viewer->meter.stop_reason = reason;
 		replaced = TRUE;
 	}
