@@ -92,7 +92,7 @@ static void paystream_take_tick_record(paystream_viewer *viewer) {
 /* ---- sessions ------------------------------------------------------- */
 
 static void paystream_account_locked(paystream_viewer *viewer, guint64 upto, gint64 now_ms, paystream_outbox *box);
-static void paystream_relay_cutoff_locked(paystream_viewer *viewer);
+static void paystream_relay_cutoff_locked(paystream_viewer *viewer, guint64 now_second, gint64 now_s);
 
 int paystream_metering_begin_locked(paystream_viewer *viewer, const paystream_token *token) {
 	paystream_room *room = viewer->room;
@@ -112,7 +112,7 @@ int paystream_metering_begin_locked(paystream_viewer *viewer, const paystream_to
 	}
 	viewer->metered = TRUE;
 	viewer->ticked_to = paystream_ticker_second(janus_get_monotonic_time());
-	paystream_relay_cutoff_locked(viewer);
+	paystream_relay_cutoff_locked(viewer, viewer->ticked_to, janus_get_real_time() / G_USEC_PER_SEC);
 	viewer->last_record_ms = janus_get_real_time() / 1000;
 	paystream_record_ids ids = { viewer->session_id, room->id, viewer->billing_id };
 	paystream_record_source_init(&viewer->record_source, &ids, viewer->meter.currency);
@@ -270,7 +270,8 @@ gboolean paystream_metering_refresh_locked(paystream_viewer *viewer, const payst
 		runs = raises ? !viewer->meter.stopped : paystream_meter_refresh(&viewer->meter, new_budget);
 	}
 	viewer->token_exp = token->exp;
-	paystream_relay_cutoff_locked(viewer);
+	paystream_relay_cutoff_locked(viewer, paystream_ticker_second(janus_get_monotonic_time()),
+		janus_get_real_time() / G_USEC_PER_SEC);
 	if(!was_stopped && !runs) {
 		/* A budget that cannot pay the next second: the media stops now,
 		 * not at the next tick. The second in progress is not billed here:
@@ -383,12 +384,13 @@ void paystream_metering_currency_changed_locked(paystream_room *room, const char
 }
 
 /* The first ticker second the budget or the token's expiry does not pay
- * for, counted from ticked_to (the ticker stops the session there anyway;
- * this only keeps the relay from running ahead of a late ticker). */
-static void paystream_relay_cutoff_locked(paystream_viewer *viewer) {
+ * for (the ticker stops the session there anyway; this only keeps the
+ * relay from running ahead of a late ticker). now_second is the ticker's
+ * second in progress and now_s the wall-clock second it began in: the
+ * caller's (the ticker's visit knows them without reading a clock). */
+static void paystream_relay_cutoff_locked(paystream_viewer *viewer, guint64 now_second, gint64 now_s) {
 	guint64 until = G_MAXUINT64;
 	paystream_meter *m = &viewer->meter;
-	guint64 now_second = paystream_ticker_second(janus_get_monotonic_time());
 	if(m->budget >= 0 && m->price_per_second > 0 && m->budget >= m->total_amount) {
 		guint64 seconds = (guint64)((m->budget - m->total_amount) / m->price_per_second);
 		/* From now on, less what the marked seconds not billed yet will take
@@ -404,7 +406,7 @@ static void paystream_relay_cutoff_locked(paystream_viewer *viewer) {
 	/* The token's expiry in ticker seconds, as paystream_account_locked cuts
 	 * (to within a second: wall-clock against monotonic seconds). Written
 	 * so that a huge exp cannot overflow. */
-	gint64 left = viewer->token_exp - (janus_get_real_time() / G_USEC_PER_SEC - PAYSTREAM_TOKEN_LEEWAY);
+	gint64 left = viewer->token_exp - (now_s - PAYSTREAM_TOKEN_LEEWAY);
 	guint64 expiry = left <= 0 ? now_second : (left > (gint64)(G_MAXUINT64 / 4) ? G_MAXUINT64 : now_second + (guint64)left);
 	viewer->relay_until = MIN(until, expiry);
 }
@@ -428,7 +430,8 @@ static void paystream_account_locked(paystream_viewer *viewer, guint64 upto, gin
 	paystream_room *room = viewer->room;
 	guint counted = paystream_meter_tick_seconds(&viewer->meter, &viewer->media_marks, viewer->ticked_to, upto, now_ms);
 	viewer->ticked_to = upto;
-	paystream_relay_cutoff_locked(viewer);
+	/* (upto is the second that began at now_ms: no clock to read here.) */
+	paystream_relay_cutoff_locked(viewer, upto, now_ms / 1000);
 	if(counted == 0)
 		return;
 	gint64 amount = viewer->meter.price_per_second * (gint64)counted;	/* within the meter's totals */
