@@ -20,7 +20,8 @@
 /* What the billing threads report back (set before paystream_billing_start). */
 typedef struct paystream_billing_callbacks {
 	/* The service asked to stop viewing sessions: session id -> reason
-	 * (e.g. insufficient_funds), both strings valid during the call. */
+	 * (e.g. insufficient_funds), both strings valid during the call; the
+	 * callee may replace the values. */
 	void (*stop_sessions)(GHashTable *stops);
 	/* A tip's outcome: "accepted", "declined" (reason from the service) or
 	 * "failed" (not confirmed within tip_timeout). tip is what was sent. */

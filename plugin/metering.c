@@ -314,14 +314,13 @@ static void paystream_stop_if_listed(paystream_viewer *viewer, gpointer data, pa
 }
 
 void paystream_metering_stop_sessions(GHashTable *stops) {
-	GHashTable *kept = g_hash_table_new(g_str_hash, g_str_equal);
+	/* Each reason replaced, in place, by the one kept (before any room lock). */
 	GHashTableIter iter;
-	gpointer session, reason;
+	gpointer reason;
 	g_hash_table_iter_init(&iter, stops);
-	while(g_hash_table_iter_next(&iter, &session, &reason))
-		g_hash_table_insert(kept, session, (gpointer)paystream_stop_reason(reason));
-	paystream_rooms_foreach_viewer(paystream_stop_if_listed, kept);
-	g_hash_table_destroy(kept);
+	while(g_hash_table_iter_next(&iter, NULL, &reason))
+		g_hash_table_iter_replace(&iter, (gpointer)paystream_stop_reason(reason));
+	paystream_rooms_foreach_viewer(paystream_stop_if_listed, stops);
 }
 
 int paystream_metering_check_token(const char *jwt, const char *room, paystream_token_role role,

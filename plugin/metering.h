@@ -54,7 +54,8 @@ gboolean paystream_metering_refresh_locked(paystream_viewer *viewer, const payst
 	paystream_outbox *box);
 
 /* The billing service's stop list (session id -> reason): stop the viewers
- * of those sessions, in one walk of every room's viewers. */
+ * of those sessions, in one walk of every room's viewers. The reasons in
+ * stops are replaced by the ones kept (the table has no value destructor). */
 void paystream_metering_stop_sessions(GHashTable *stops);
 
 /* The room's currency was edited (room->mutex held): the running show's
