@@ -99,6 +99,32 @@ async def paying_viewer(ctx, room, sub, label=None, display=None, **claims):
     return v
 
 
+async def funded_viewer(ctx, svc, room, prefix, funds=100000, ticks=0, **claims):
+    """A viewer watching `room` with a token for a fresh account (H.rand_id
+    of prefix, its sub in v.sub) funded with `funds`; after `ticks` billed
+    seconds when ticks > 0."""
+    sub = H.rand_id(prefix)
+    await svc.fund(sub, funds)
+    v = await paying_viewer(ctx, room, sub, **claims)
+    if ticks > 0:
+        await wait_tick(v, ticks, 15)
+    return v
+
+
+async def wait_first_billed(svc, v, what="no tick reached the billing service"):
+    """The billing service has applied at least one of v's ticks."""
+    await poll(lambda: svc.session(v.session), lambda s: s["billed_seconds"] >= 1, 10, what)
+
+
+async def check_usage_ledger(svc, account, amount, what=None):
+    """account's usage ledger: each record id once, summing to -amount."""
+    usage = await usage_entries(svc, account)
+    check_refs_unique(usage, account)
+    check(-sum(e["delta"] for e in usage) == amount,
+          f"{what or account}: ledger sum {-sum(e['delta'] for e in usage)} != {amount}")
+    return usage
+
+
 def ticks(v):
     return [e for e in v.handle.events if e.name == "tick"]
 

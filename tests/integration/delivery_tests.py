@@ -72,10 +72,7 @@ async def billed_once(svc, v, price):
     check((s["billed_seconds"], s["billed_amount"]) == (s["reported_seconds"], s["reported_amount"])
           and s["mismatch"] == 0 and s["billed_amount"] == price * s["billed_seconds"],
           f"{v.label}: ticks applied != session_end totals (lost or doubled records): {short(s)}")
-    usage = await B.usage_entries(svc, v.sub)
-    B.check_refs_unique(usage, v.sub)
-    check(-sum(e["delta"] for e in usage) == s["reported_amount"],
-          f"{v.label}: ledger sum {-sum(e['delta'] for e in usage)} != the session's {s['reported_amount']}")
+    await B.check_usage_ledger(svc, v.sub, s["reported_amount"], v.label)
     return s
 
 
@@ -95,12 +92,8 @@ async def test_billing_failed_recovered_events(ctx):
     svc = await B.service(ctx)
     await E.events_janus(ctx, svc)
     room, key, perf = await B.live_room(ctx, 2)
-    sub = H.rand_id("fail")
-    await svc.fund(sub, 100000)
-    v = await B.paying_viewer(ctx, room, sub)
-    await B.wait_tick(v, 2, 15)
-    await B.poll(lambda: svc.session(v.session), lambda s: s["billed_seconds"] >= 1, 10,
-                 "no tick reached the billing service before the outage")
+    v = await B.funded_viewer(ctx, svc, room, "fail", ticks=2)
+    await B.wait_first_billed(svc, v, "no tick reached the billing service before the outage")
     check(not sink.named("billing_failed") and not sink.named("billing_recovered"),
           f"billing events before any fault: {short(sink.named('billing_failed'))}")
     samples = []
@@ -173,12 +166,8 @@ async def test_backoff_bounded(ctx):
     svc = await B.service(ctx)
     await E.events_janus(ctx, svc)
     room, key, perf = await B.live_room(ctx, 2)
-    sub = H.rand_id("back")
-    await svc.fund(sub, 100000)
-    v = await B.paying_viewer(ctx, room, sub)
-    await B.wait_tick(v, 2, 15)
-    await B.poll(lambda: svc.session(v.session), lambda s: s["billed_seconds"] >= 1, 10,
-                 "no tick reached the billing service before the outage")
+    v = await B.funded_viewer(ctx, svc, room, "back", ticks=2)
+    await B.wait_first_billed(svc, v, "no tick reached the billing service before the outage")
     t0 = now_ms()
     await svc.faults(fail_next=10 ** 6, endpoint="usage")
     await B.poll(lambda: requests_seen(svc, "usage", since_ms=t0),
@@ -236,12 +225,8 @@ async def test_timeout_and_429(ctx):
     svc = await B.service(ctx)
     await E.events_janus(ctx, svc)
     room, key, perf = await B.live_room(ctx, 2)
-    sub = H.rand_id("slow")
-    await svc.fund(sub, 100000)
-    v = await B.paying_viewer(ctx, room, sub)
-    await B.wait_tick(v, 2, 15)
-    await B.poll(lambda: svc.session(v.session), lambda s: s["billed_seconds"] >= 1, 10,
-                 "no tick reached the billing service")
+    v = await B.funded_viewer(ctx, svc, room, "slow", ticks=2)
+    await B.wait_first_billed(svc, v, "no tick reached the billing service")
     st0 = await svc.stats()
 
     # (a) replies later than billing_timeout

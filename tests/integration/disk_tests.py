@@ -83,12 +83,8 @@ async def test_spool_disk_full(ctx):
 async def disk_full_scenario(ctx, sink, svc, spool, filler):
     srv = await E.events_janus(ctx, svc)
     room, key, perf = await B.live_room(ctx, 1)
-    sub = H.rand_id("disk")
-    await svc.fund(sub, 100000)
-    A = await B.paying_viewer(ctx, room, sub)
-    await B.wait_tick(A, 2, 15)
-    await B.poll(lambda: svc.session(A.session), lambda s: s["billed_seconds"] >= 1, 10,
-                 "no tick reached the billing service before the disk filled up")
+    A = await B.funded_viewer(ctx, svc, room, "disk", ticks=2)
+    await B.wait_first_billed(svc, A, "no tick reached the billing service before the disk filled up")
     st = await B.plugin_billing_stats(ctx)
     check(st.get("accepting_sessions") is True and st.get("spool_write_failing") is False
           and st.get("spool_broken") is False, f"stats before the disk filled up: {short(st)}")

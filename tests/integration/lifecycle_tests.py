@@ -51,10 +51,7 @@ async def check_ended(ctx, svc, room, v, reason, price, stopped=None):
           f"session_ended {short(d)} against the service's session {short(s)}")
     check(len(sink.named("session_ended", of_session(v))) == 1,
           f"session_ended more than once: {short(sink.named('session_ended', of_session(v)))}")
-    usage = await B.usage_entries(svc, v.sub)
-    B.check_refs_unique(usage, v.sub)
-    check(-sum(e["delta"] for e in usage) == s["billed_amount"],
-          f"{v.sub}: ledger sum {-sum(e['delta'] for e in usage)} != billed {s['billed_amount']}")
+    await B.check_usage_ledger(svc, v.sub, s["billed_amount"])
     return s
 
 
@@ -77,10 +74,8 @@ async def stopped_by_admin(ctx, make_request, reply, reason, final_event, viewer
     await E.events_janus(ctx, svc)
     price = 3
     room, key, perf = await B.live_room(ctx, price)
-    sub = H.rand_id("adm")
-    await svc.fund(sub, 100000)
-    v = await B.paying_viewer(ctx, room, sub)
-    await B.wait_tick(v, 3, 15)
+    v = await B.funded_viewer(ctx, svc, room, "adm", ticks=3)
+    sub = v.sub
     await v.wait_frames(10, 10)
     i0 = len(v.handle.events)
 
@@ -155,10 +150,8 @@ async def test_paid_viewer_hangup(ctx):
     await E.events_janus(ctx, svc)
     price = 2
     room, key, perf = await B.live_room(ctx, price)
-    sub = H.rand_id("hup")
-    await svc.fund(sub, 100000)
-    v = await B.paying_viewer(ctx, room, sub)
-    await B.wait_tick(v, 3, 15)
+    v = await B.funded_viewer(ctx, svc, room, "hup", ticks=3)
+    sub = v.sub
     await v.wait_frames(10, 10)
     told = B.last_tick(v).data["seconds"]
     await v.close()                 # aiortc's close: DTLS close_notify, ICE stops
@@ -290,10 +283,8 @@ async def test_refresh_lowers_budget(ctx):
     await E.events_janus(ctx, svc)
     price = 2
     room, key, perf = await B.live_room(ctx, price)
-    sub = H.rand_id("low")
-    await svc.fund(sub, 100000)
-    v = await B.paying_viewer(ctx, room, sub, budget=100 * price)
-    await B.wait_tick(v, 3, 15)
+    v = await B.funded_viewer(ctx, svc, room, "low", ticks=3, budget=100 * price)
+    sub = v.sub
     await v.wait_frames(10, 10)
     spent = B.last_tick(v).data["amount"]      # the new budget: what was spent by now
     r = await v.handle.request({"request": "refresh", "token": B.token(room, sub, budget=spent)})
@@ -322,10 +313,8 @@ async def test_refresh_alternating_budgets(ctx):
     await E.events_janus(ctx, svc)
     price = 2
     room, key, perf = await B.live_room(ctx, price)
-    sub = H.rand_id("alt")
-    await svc.fund(sub, 100000)
-    v = await B.paying_viewer(ctx, room, sub, budget=10 ** 6)
-    await B.wait_tick(v, 2, 15)
+    v = await B.funded_viewer(ctx, svc, room, "alt", ticks=2, budget=10 ** 6)
+    sub = v.sub
     low, high = B.token(room, sub, budget=1), B.token(room, sub, budget=10 ** 6)
 
     async def stop(i):
