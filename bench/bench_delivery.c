@@ -156,7 +156,7 @@ int main(int argc, char **argv) {
 			paystream_meter_record r;
 			paystream_meter_take_record(&meters[i], &r);
 			g_string_truncate(text, 0);
-			paystream_record_tick(text, &sources[i], &r);
+			paystream_record_tick(text, &sources[i], &r, NULL);
 			int rc = paystream_spool_append_text(s, text->str, text->len, NULL);
 			if(rc != PAYSTREAM_SPOOL_OK)
 				fail("append", rc);

@@ -111,6 +111,7 @@ static __attribute__((noinline)) void bench_relay(bench_viewer **v, guint n, gui
 static __attribute__((noinline)) guint64 bench_phase_tick(bench_viewer **v, guint n, guint64 second,
 		gint64 now_ms) {
 	guint64 written = 0;
+	paystream_record_clock pass_clock = { 0 }, *clock = &pass_clock;	/* one per pass, as metering.c */
 	for(guint i = 0; i < n; i++) {
 		bench_viewer *viewer = v[i];
 		guint counted = paystream_meter_tick_seconds(&viewer->meter, &viewer->media, second, second + 1, now_ms);
@@ -125,7 +126,7 @@ static __attribute__((noinline)) guint64 bench_phase_tick(bench_viewer **v, guin
 		if(!paystream_meter_take_record(&viewer->meter, &r))
 			continue;
 		g_mutex_lock(&bench_backlog_mutex);
-		paystream_record_tick(bench_backlog, &viewer->source, &r);
+		paystream_record_tick(bench_backlog, &viewer->source, &r, clock);
 		g_string_append_c(bench_backlog, '\n');
 		g_mutex_unlock(&bench_backlog_mutex);
 		written++;

@@ -80,12 +80,13 @@ static void paystream_backlog_flush(void) {
 	g_mutex_unlock(&paystream_backlog_mutex);
 }
 
-/* Turn the counted seconds not yet recorded into a tick record. */
-static void paystream_take_tick_record(paystream_viewer *viewer) {
+/* Turn the counted seconds not yet recorded into a tick record (clock: the
+ * ticker's pass's, or NULL). */
+static void paystream_take_tick_record(paystream_viewer *viewer, paystream_record_clock *clock) {
 	paystream_meter_record r;
 	if(!paystream_meter_take_record(&viewer->meter, &r))
 		return;
-	paystream_record_tick(paystream_backlog_begin_record(), &viewer->record_source, &r);
+	paystream_record_tick(paystream_backlog_begin_record(), &viewer->record_source, &r, clock);
 	paystream_backlog_end_record();
 }
 
@@ -204,7 +205,7 @@ static void paystream_stop_now_locked(paystream_viewer *viewer, const char *reas
 	}
 	paystream_meter_stop(&viewer->meter, reason);
 	g_atomic_int_set(&viewer->stopped, 1);
-	paystream_take_tick_record(viewer);
+	paystream_take_tick_record(viewer, NULL);
 	JANUS_LOG(LOG_INFO, "[paystream] viewer %s of room %s stopped (%s)\n", viewer->viewer_id, viewer->room->id, reason);
 	paystream_tell_stopped(viewer, reason, box);
 }
@@ -225,7 +226,7 @@ void paystream_metering_finish_locked(paystream_viewer *viewer, const char *reas
 		paystream_account_now_locked(viewer, NULL);	/* no `tick` to a viewer that is leaving */
 	viewer->finished = TRUE;
 	paystream_meter_stop(&viewer->meter, reason);
-	paystream_take_tick_record(viewer);
+	paystream_take_tick_record(viewer, NULL);
 	paystream_record_session_end(paystream_backlog_begin_record(), &viewer->record_source, &viewer->meter, reason);
 	paystream_backlog_end_record();
 	json_t *fields = json_pack("{ssssss}", "viewer_id", viewer->viewer_id, "session", viewer->session_id, "reason", reason);
@@ -456,7 +457,8 @@ static void paystream_account_locked(paystream_viewer *viewer, guint64 upto, gin
 
 /* The ticker's visit of one viewer: the seconds up to to, the last of them
  * ending at now_ms. */
-static void paystream_tick_viewer_locked(paystream_viewer *viewer, guint64 to, gint64 now_ms, paystream_outbox *box) {
+static void paystream_tick_viewer_locked(paystream_viewer *viewer, guint64 to, gint64 now_ms, paystream_outbox *box,
+		paystream_record_clock *clock) {
 	/* A token that expired: the seconds before its expiry are billed
 	 * (paystream_account_locked cuts them there), then it stops. */
 	paystream_account_locked(viewer, to, now_ms, box);
@@ -471,14 +473,14 @@ static void paystream_tick_viewer_locked(paystream_viewer *viewer, guint64 to, g
 	}
 	if(now_ms - viewer->last_record_ms >= (gint64)paystream_general.billing_interval * 1000) {
 		viewer->last_record_ms = now_ms;
-		paystream_take_tick_record(viewer);
+		paystream_take_tick_record(viewer, clock);
 	}
 }
 
 /* The seconds [from, to) of one room (one, unless the ticker was late);
  * returns its usage summary when one is due. */
 static json_t *paystream_tick_room(paystream_room *room, guint64 from, guint64 to, gint64 now_ms, gboolean summary_due,
-		paystream_outbox *box) {
+		paystream_outbox *box, paystream_record_clock *clock) {
 	json_t *summary = NULL;
 	janus_mutex_lock(&room->mutex);
 	paystream_performer *performer = room->performer;
@@ -492,7 +494,7 @@ static json_t *paystream_tick_room(paystream_room *room, guint64 from, guint64 t
 		if(!viewer->metered || viewer->finished || g_atomic_int_get(&viewer->stopped))
 			continue;
 		paying++;
-		paystream_tick_viewer_locked(viewer, to, now_ms, box);
+		paystream_tick_viewer_locked(viewer, to, now_ms, box, clock);
 	}
 	room->ticks_since_earnings += live ? (guint32)(to - from) : 0;
 	if(live && room->ticks_since_earnings >= room->settings.tick_notify) {
@@ -527,9 +529,10 @@ static void paystream_tick(gint64 now_ms, guint64 from, guint64 to) {
 	gboolean summary_due = from / interval != to / interval;
 	GList *summaries = NULL;
 	paystream_outbox box = PAYSTREAM_OUTBOX_INIT;
+	paystream_record_clock clock = { 0 };
 	GList *rooms = paystream_rooms_list();
 	for(GList *l = rooms; l; l = l->next) {
-		json_t *summary = paystream_tick_room(l->data, from, to, now_ms, summary_due, &box);
+		json_t *summary = paystream_tick_room(l->data, from, to, now_ms, summary_due, &box, &clock);
 		if(summary != NULL)
 			summaries = g_list_prepend(summaries, summary);
 	}

@@ -103,11 +103,26 @@ void paystream_record_session_start(GString *out, const paystream_record_source 
 	paystream_record_done(out, p);
 }
 
-void paystream_record_tick(GString *out, const paystream_record_source *src, const paystream_meter_record *r) {
+/* A start time's digits, from the clock when it has them (the fixed-size
+ * copy stays within the room reserved for a number). */
+static char *paystream_record_put_ms(char *p, gint64 ms, paystream_record_clock *clock) {
+	if(clock == NULL)
+		return paystream_digits_i64(p, ms);
+	if(!clock->valid || clock->ms != ms) {
+		clock->len = (gsize)(paystream_digits_i64(clock->digits, ms) - clock->digits);
+		clock->ms = ms;
+		clock->valid = TRUE;
+	}
+	memcpy(p, clock->digits, PAYSTREAM_DIGITS_MAX);
+	return p + clock->len;
+}
+
+void paystream_record_tick(GString *out, const paystream_record_source *src, const paystream_meter_record *r,
+		paystream_record_clock *clock) {
 	char *p = paystream_record_put(paystream_record_reserve(out, src, 0), src->tick_head, src->tick_head_len);
 	p = paystream_digits_u64(p, r->seq);
 	p = paystream_record_put(p, src->tick_ids, src->tick_ids_len);
-	p = paystream_digits_i64(p, r->start_ms);
+	p = paystream_record_put_ms(p, r->start_ms, clock);
 	p = PAYSTREAM_RECORD_PUT(p, ",\"seconds\":");
 	p = paystream_digits_i64(p, r->seconds);
 	p = PAYSTREAM_RECORD_PUT(p, ",\"amount\":");

@@ -16,6 +16,7 @@
 
 #include <glib.h>
 
+#include "digits.h"
 #include "meter.h"
 
 typedef struct paystream_record_ids {
@@ -40,10 +41,23 @@ typedef struct paystream_record_source {
 void paystream_record_source_init(paystream_record_source *src, const paystream_record_ids *ids, const char *currency);
 void paystream_record_source_clear(paystream_record_source *src);
 
-/* Each appends one record's JSON text to out (no "\n"). */
+/* The digits of the last start time a tick record was written with, kept
+ * by one writer (the ticker) and reused while the time repeats: in one pass
+ * of the ticker every record of one second starts at the same millisecond,
+ * so its 13 digits are written once per pass instead of once per viewer. */
+typedef struct paystream_record_clock {
+	gboolean valid;
+	gint64 ms;
+	gsize len;
+	char digits[PAYSTREAM_DIGITS_MAX];
+} paystream_record_clock;
+
+/* Each appends one record's JSON text to out (no "\n"); a tick's clock may
+ * be NULL (a writer that does not keep one). */
 void paystream_record_session_start(GString *out, const paystream_record_source *src, gint64 at_ms,
 	gint64 price_per_second);
-void paystream_record_tick(GString *out, const paystream_record_source *src, const paystream_meter_record *r);
+void paystream_record_tick(GString *out, const paystream_record_source *src, const paystream_meter_record *r,
+	paystream_record_clock *clock);
 void paystream_record_session_end(GString *out, const paystream_record_source *src, const paystream_meter *m,
 	const char *reason);
 

@@ -21,12 +21,20 @@
 
 /* Records' memory: records are appended one after the other into slabs
  * of PAYSTREAM_SPOOL_SLAB_BYTES (a bigger record gets a slab of its own),
- * and a slab is freed when its last record is acked and it is no longer
+ * and a slab is released when its last record is acked and it is no longer
  * the one being filled: one allocation per slab instead of one per record,
- * and records sent together lie next to each other. */
+ * and records sent together lie next to each other. A released slab of the
+ * usual size is kept as a spare for the next one, up to the most slabs
+ * that were in use at once since the compaction before the last (and at
+ * most PAYSTREAM_SPOOL_SPARES_MAX): at a steady load the same memory is
+ * refilled every second instead of being handed back to the system and
+ * faulted in again page by page (docs/PERFORMANCE.md). */
 #define PAYSTREAM_SPOOL_SLAB_BYTES (256 * 1024)
+#define PAYSTREAM_SPOOL_SPARES_MAX 256	/* 64 MiB */
 
 typedef struct paystream_spool_slab {
+	struct paystream_spool *spool;
+	struct paystream_spool_slab *next_spare;
 	gsize used, size;
 	guint live;				/* records in it not yet freed */
 	gboolean retired;		/* no longer filled: freed with its last record */
@@ -76,6 +84,11 @@ struct paystream_spool {
 	GHashTable *tip_by_id;	/* id -> tip (owned) */
 	GQueue tips;
 	paystream_spool_slab *slab;	/* where the next record goes */
+	paystream_spool_slab *spares;	/* released slabs kept for reuse */
+	guint spare_count;
+	guint slabs_in_use;
+	guint slabs_high;			/* the most in use at once since the last compaction */
+	guint slabs_high_before;	/* and between the two compactions before it */
 };
 
 G_DEFINE_QUARK(paystream-spool-error-quark, paystream_spool_error)
@@ -106,12 +119,60 @@ void paystream_spool_report_clear(paystream_spool_report *report) {
 	memset(report, 0, sizeof(*report));
 }
 
+/* A slab to fill: a spare, or a new one. */
+static paystream_spool_slab *paystream_spool_slab_take(paystream_spool *s, gsize bytes) {
+	paystream_spool_slab *slab = NULL;
+	if(bytes == PAYSTREAM_SPOOL_SLAB_BYTES && s->spares != NULL) {
+		slab = s->spares;
+		s->spares = slab->next_spare;
+		s->spare_count--;
+	} else {
+		slab = g_malloc(sizeof(*slab) + bytes);
+	}
+	slab->spool = s;
+	slab->next_spare = NULL;
+	slab->used = 0;
+	slab->size = bytes;
+	slab->live = 0;
+	slab->retired = FALSE;
+	if(++s->slabs_in_use > s->slabs_high)
+		s->slabs_high = s->slabs_in_use;
+	return slab;
+}
+
+/* How many spares to keep: as many slabs as were in use at once lately. */
+static guint paystream_spool_spares_wanted(paystream_spool *s) {
+	return MIN(MAX(s->slabs_high, s->slabs_high_before), PAYSTREAM_SPOOL_SPARES_MAX);
+}
+
+static void paystream_spool_spares_trim(paystream_spool *s, guint keep) {
+	while(s->spare_count > keep) {
+		paystream_spool_slab *slab = s->spares;
+		s->spares = slab->next_spare;
+		s->spare_count--;
+		g_free(slab);
+	}
+}
+
+/* The slab holds no record and is not being filled any more. */
+static void paystream_spool_slab_release(paystream_spool_slab *slab) {
+	paystream_spool *s = slab->spool;
+	s->slabs_in_use--;
+	if(slab->size == PAYSTREAM_SPOOL_SLAB_BYTES && s->spare_count < paystream_spool_spares_wanted(s)) {
+		slab->next_spare = s->spares;
+		s->spares = slab;
+		s->spare_count++;
+	} else {
+		g_free(slab);
+	}
+}
+
 static void paystream_spool_slab_retire(paystream_spool_slab *slab) {
 	if(slab == NULL)
 		return;
 	slab->retired = TRUE;
 	if(slab->live == 0)
-		g_free(slab);
+		paystream_spool_slab_release(slab);
 }
 
 static void paystream_spool_chain_free(paystream_spool_chain *chain) {
@@ -120,7 +181,7 @@ static void paystream_spool_chain_free(paystream_spool_chain *chain) {
 		paystream_spool_rec *next = rec->next;
 		paystream_spool_slab *slab = rec->slab;
 		if(--slab->live == 0 && slab->retired)
-			g_free(slab);
+			paystream_spool_slab_release(slab);
 		rec = next;
 	}
 	memset(chain, 0, sizeof(*chain));
@@ -299,12 +360,7 @@ static void paystream_spool_add_rec(paystream_spool *s, guint64 seq, const char 
 	paystream_spool_slab *slab = s->slab;
 	if(slab == NULL || slab->size - slab->used < size) {
 		paystream_spool_slab_retire(slab);
-		gsize bytes = MAX(PAYSTREAM_SPOOL_SLAB_BYTES, size);
-		slab = s->slab = g_malloc(sizeof(*slab) + bytes);
-		slab->used = 0;
-		slab->size = bytes;
-		slab->live = 0;
-		slab->retired = FALSE;
+		slab = s->slab = paystream_spool_slab_take(s, MAX(PAYSTREAM_SPOOL_SLAB_BYTES, size));
 	}
 	paystream_spool_rec *rec = (paystream_spool_rec *)(slab->data + slab->used);
 	slab->used += size;
@@ -658,6 +714,7 @@ static void paystream_spool_free(paystream_spool *s) {
 	g_hash_table_destroy(s->batch_by_id);
 	paystream_spool_chain_free(&s->pending);
 	paystream_spool_slab_retire(s->slab);
+	paystream_spool_spares_trim(s, 0);
 	g_hash_table_destroy(s->tip_by_id);
 	g_queue_clear(&s->batches);
 	g_queue_clear(&s->tips);
@@ -1030,6 +1087,11 @@ int paystream_spool_compact(paystream_spool *s) {
 		return PAYSTREAM_SPOOL_ERR_INVALID;
 	g_mutex_lock(&s->mutex);
 	int rc = paystream_spool_rewrite(s);
+	/* (Usually just after a drain: spares kept for a backlog that is gone
+	 * are let go once a whole period between compactions did not need them.) */
+	s->slabs_high_before = s->slabs_high;
+	s->slabs_high = s->slabs_in_use;
+	paystream_spool_spares_trim(s, paystream_spool_spares_wanted(s));
 	g_mutex_unlock(&s->mutex);
 	return rc;
 }

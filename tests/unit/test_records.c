@@ -50,7 +50,7 @@ int main(void) {
 		paystream_meter_tick(&m, TRUE, 2000 + i * 1000);
 	paystream_meter_record mr;
 	ok(paystream_meter_take_record(&m, &mr), "a record to build");
-	paystream_record_tick(out, &src, &mr);
+	paystream_record_tick(out, &src, &mr, NULL);
 	r = parsed(out);
 	is_str(str(r, "type"), "tick", "tick type");
 	is_str(str(r, "record_id"), "s-1:1", "tick id is <session>:<seq>");
@@ -75,7 +75,7 @@ int main(void) {
 	paystream_record_ids odd = { "s\"2\\", "r\n\tü", "v\x01\xff" };
 	paystream_record_source_init(&src, &odd, "cr\"edits");
 	paystream_meter_record big = { .seq = G_MAXINT64, .seconds = 1, .amount = G_MAXINT64, .start_ms = -5 };
-	paystream_record_tick(out, &src, &big);
+	paystream_record_tick(out, &src, &big, NULL);
 	r = parsed(out);
 	is_str(str(r, "session"), "s\"2\\", "a session id with a quote and a backslash");
 	is_str(str(r, "record_id"), "s\"2\\:9223372036854775807", "record id with the largest seq");
@@ -89,6 +89,26 @@ int main(void) {
 	r = parsed(out);
 	is_str(str(r, "reason"), "a \"reason\"", "an escaped reason");
 	json_decref(r);
+	paystream_record_source_clear(&src);
+	/* A clock kept across records writes the same text as none, whether the
+	 * start time repeats or changes (the longest and a negative one too). */
+	paystream_record_source_init(&src, &ids, "credits");
+	paystream_record_clock clock = { 0 };
+	const gint64 starts[] = { 1767225600000, 1767225600000, 1767225601000, -5, G_MININT64, G_MININT64, 7, 1767225601000 };
+	gboolean same = TRUE;
+	for(gsize i = 0; i < G_N_ELEMENTS(starts); i++) {
+		paystream_meter_record rec = { .seq = i + 1, .seconds = 1, .amount = 3, .start_ms = starts[i] };
+		GString *with = g_string_new(NULL), *without = g_string_new(NULL);
+		paystream_record_tick(with, &src, &rec, &clock);
+		paystream_record_tick(without, &src, &rec, NULL);
+		if(strcmp(with->str, without->str) != 0) {
+			diag("start %" G_GINT64_FORMAT ": %s against %s", starts[i], with->str, without->str);
+			same = FALSE;
+		}
+		g_string_free(with, TRUE);
+		g_string_free(without, TRUE);
+	}
+	ok(same, "a tick written with the ticker's clock is the tick written without it");
 	paystream_record_source_clear(&src);
 	char *quoted = paystream_record_quote(NULL);
 	is_str(quoted, "\"\"", "NULL quotes as an empty string");

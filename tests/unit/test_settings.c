@@ -76,7 +76,7 @@ static void test_longest_lines(void) {
 		/* Every number at its widest when printed: 20 characters. */
 		paystream_meter_record r = { (guint64)G_MININT64, G_MININT64, G_MININT64, G_MININT64, G_MININT64 };
 		g_string_truncate(text, 0);
-		paystream_record_tick(text, &src, &r);
+		paystream_record_tick(text, &src, &r, NULL);
 		is_int(paystream_spool_append_text(spool, text->str, text->len, NULL), PAYSTREAM_SPOOL_OK, "the longest tick is taken");
 		guint64 tick_line = line_added(spool, &bytes);
 		paystream_meter m;
