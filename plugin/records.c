@@ -108,10 +108,9 @@ void paystream_record_session_start(GString *out, const paystream_record_source 
 static char *paystream_record_put_ms(char *p, gint64 ms, paystream_record_clock *clock) {
 	if(clock == NULL)
 		return paystream_digits_i64(p, ms);
-	if(!clock->valid || clock->ms != ms) {
+	if(clock->len == 0 || clock->ms != ms) {
 		clock->len = (gsize)(paystream_digits_i64(clock->digits, ms) - clock->digits);
 		clock->ms = ms;
-		clock->valid = TRUE;
 	}
 	memcpy(p, clock->digits, PAYSTREAM_DIGITS_MAX);
 	return p + clock->len;

@@ -46,9 +46,8 @@ void paystream_record_source_clear(paystream_record_source *src);
  * of the ticker every record of one second starts at the same millisecond,
  * so its 13 digits are written once per pass instead of once per viewer. */
 typedef struct paystream_record_clock {
-	gboolean valid;
 	gint64 ms;
-	gsize len;
+	gsize len;			/* 0: no time written yet */
 	char digits[PAYSTREAM_DIGITS_MAX];
 } paystream_record_clock;
 
