@@ -164,7 +164,6 @@ static const char *paystream_stop_reason(const char *reason) {
 	return kept != NULL ? kept : "stopped_by_billing";
 }
 
-
 /* Bill what the relay marked up to now, the second in progress included:
  * for a stop or an end decided between two visits of the ticker (which
  * skips a stopped or finished viewer from then on). */
