@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "checksum.h"
@@ -19,36 +20,46 @@
 /* Seqs stay far from any overflow, whatever a journal says. */
 #define PAYSTREAM_SPOOL_MAX_SEQ ((guint64)G_MAXINT64 / 2)
 
-/* Records' memory: records are appended one after the other into slabs
- * of PAYSTREAM_SPOOL_SLAB_BYTES (a bigger record gets a slab of its own),
- * and a slab is released when its last record is acked and it is no longer
- * the one being filled: one allocation per slab instead of one per record,
- * and records sent together lie next to each other. A released slab of the
- * usual size is kept as a spare for the next one, up to the most slabs
- * that were in use at once since the compaction before the last (and at
- * most PAYSTREAM_SPOOL_SPARES_MAX): at a steady load the same memory is
- * refilled every second instead of being handed back to the system and
- * faulted in again page by page (docs/PERFORMANCE.md). */
-#define PAYSTREAM_SPOOL_SLAB_BYTES (256 * 1024)
-#define PAYSTREAM_SPOOL_SPARES_MAX 256	/* 64 MiB */
+/* Records' memory: a record is kept as its journal line, appended to the
+ * lines before it in a slab of PAYSTREAM_SPOOL_SLAB_BYTES (the longest
+ * records get a slab of their own), with its header at the slab's other
+ * end. A commit writes the slabs' new lines from there (a few writev
+ * calls), then the spool's buffer (batches, acks, tips): a record's text
+ * is written into memory once. A slab is released when its last record is
+ * acked and it is no longer the one being filled: one allocation per slab
+ * instead of one per record, and records sent together lie next to each
+ * other. A released slab of the usual size is kept as a spare for the
+ * next one, up to the most slabs that were in use at once since the
+ * compaction before the last (and at most PAYSTREAM_SPOOL_SPARES_MAX): at a
+ * steady load the same memory is refilled every second instead of being
+ * handed back to the system and faulted in again page by page. Slabs are
+ * small enough that the memory refilled is still in the cache at a
+ * thousand records a second (docs/PERFORMANCE.md). */
+#define PAYSTREAM_SPOOL_SLAB_BYTES (64 * 1024)
+#define PAYSTREAM_SPOOL_SPARES_MAX 1024	/* 64 MiB */
 
 typedef struct paystream_spool_slab {
 	struct paystream_spool *spool;
 	struct paystream_spool_slab *next_spare;
-	gsize used, size;
+	struct paystream_spool_slab *next_unwritten;	/* the next slab with lines not written yet */
+	gsize used;				/* lines: [0, used) */
+	gsize written;			/* of which [0, written) are in the journal */
+	gsize headers;			/* records' headers: [headers, size) */
+	gsize size;
 	guint live;				/* records in it not yet freed */
 	gboolean retired;		/* no longer filled: freed with its last record */
-	char data[];
+	char data[] __attribute__((aligned(16)));
 } paystream_spool_slab;
 
-/* A record: its seq and JSON text (NUL-terminated), in a slab. Records are
- * chained in seq order: the pending ones, and each batch's. */
+/* A record: its seq and JSON text, which is inside its journal line in the
+ * same slab. Records are chained in seq order: the pending ones, and each
+ * batch's. */
 typedef struct paystream_spool_rec {
 	struct paystream_spool_rec *next;
 	paystream_spool_slab *slab;
 	guint64 seq;
 	gsize len;
-	char text[];
+	const char *text;
 } paystream_spool_rec;
 
 typedef struct paystream_spool_chain {
@@ -74,7 +85,7 @@ struct paystream_spool {
 	int fd, lock_fd;
 	guint64 max_bytes;
 	guint64 file_bytes;		/* written to the journal */
-	GString *buf;			/* lines not written yet */
+	GString *buf;			/* lines not written yet, but records' (in their slabs) */
 	gboolean broken;
 	guint64 next_seq;
 	guint64 last_seq;		/* of the last record replayed or appended */
@@ -84,6 +95,10 @@ struct paystream_spool {
 	GHashTable *tip_by_id;	/* id -> tip (owned) */
 	GQueue tips;
 	paystream_spool_slab *slab;	/* where the next record goes */
+	/* Slabs whose lines are not all in the journal yet, in order; those
+	 * lines come first in the next write, before buf's. */
+	paystream_spool_slab *unwritten_head, *unwritten_tail;
+	guint64 unwritten_bytes;
 	paystream_spool_slab *spares;	/* released slabs kept for reuse */
 	guint spare_count;
 	guint slabs_in_use;
@@ -131,7 +146,10 @@ static paystream_spool_slab *paystream_spool_slab_take(paystream_spool *s, gsize
 	}
 	slab->spool = s;
 	slab->next_spare = NULL;
+	slab->next_unwritten = NULL;
 	slab->used = 0;
+	slab->written = 0;
+	slab->headers = bytes;
 	slab->size = bytes;
 	slab->live = 0;
 	slab->retired = FALSE;
@@ -285,22 +303,32 @@ static void paystream_spool_wrote(GString *out, char *end) {
 	*end = '\0';
 }
 
-/* The most common line, written straight into out's memory (the others go
- * through the helpers above). */
-static gsize paystream_spool_rec_line(GString *out, guint64 seq, const char *text, gsize len) {
-	char *line = paystream_spool_reserve(out, PAYSTREAM_SPOOL_SUM_LEN + 2 + 24 + len + 1);
+/* The longest record line for len bytes of text. */
+#define PAYSTREAM_SPOOL_REC_LINE_MAX(len) (PAYSTREAM_SPOOL_SUM_LEN + 2 + 24 + (len) + 1)
+
+/* The most common line, written straight into memory at line (room for
+ * PAYSTREAM_SPOOL_REC_LINE_MAX): returns its end; *at (if not NULL): where
+ * its text is. */
+static char *paystream_spool_write_rec_line(char *line, guint64 seq, const char *text, gsize len, char **at) {
 	char *p = line + PAYSTREAM_SPOOL_SUM_LEN;
 	*p++ = 'R';
 	p = paystream_spool_write_uint(p, seq);
 	*p++ = ' ';
 	memcpy(p, text, len);
+	if(at != NULL)
+		*at = p;
 	p += len;
 	line[PAYSTREAM_SPOOL_SUM_LEN - 1] = ' ';
 	paystream_spool_sum_hex(line, paystream_crc32c(0, line + PAYSTREAM_SPOOL_SUM_LEN,
 		(gsize)(p - line) - PAYSTREAM_SPOOL_SUM_LEN));
 	*p++ = '\n';
-	paystream_spool_wrote(out, p);
-	return (gsize)(p - line);
+	return p;
+}
+
+/* The same line into out (the compaction's rewrite). */
+static void paystream_spool_rec_line(GString *out, guint64 seq, const char *text, gsize len) {
+	char *line = paystream_spool_reserve(out, PAYSTREAM_SPOOL_REC_LINE_MAX(len));
+	paystream_spool_wrote(out, paystream_spool_write_rec_line(line, seq, text, len, NULL));
 }
 
 static void paystream_spool_batch_line(GString *out, const paystream_spool_batch *batch) {
@@ -355,25 +383,71 @@ static void paystream_spool_chain_push(paystream_spool_chain *chain, paystream_s
 	chain->count++;
 }
 
-static void paystream_spool_add_rec(paystream_spool *s, guint64 seq, const char *text, gsize len) {
-	gsize size = (sizeof(paystream_spool_rec) + len + 1 + 7) & ~(gsize)7;
-	paystream_spool_slab *slab = s->slab;
-	if(slab == NULL || slab->size - slab->used < size) {
-		paystream_spool_slab_retire(slab);
-		slab = s->slab = paystream_spool_slab_take(s, MAX(PAYSTREAM_SPOOL_SLAB_BYTES, size));
+/* How many digits n has. */
+static guint paystream_spool_uint_digits(guint64 n) {
+	guint digits = 0;
+	while(n > G_MAXUINT32) {
+		n /= 1000000000;
+		digits += 9;
 	}
-	paystream_spool_rec *rec = (paystream_spool_rec *)(slab->data + slab->used);
-	slab->used += size;
+	return digits + paystream_digits_count32((guint32)n);
+}
+
+/* A record with its journal line, written into the slab being filled.
+ * A line read back from the journal (replayed) is already written, and
+ * does not count against max_bytes; a new one joins the lines to write.
+ * Refused, with nothing changed, when the line is too long, or when new
+ * and it would take the spool over max_bytes. */
+static int paystream_spool_add_rec(paystream_spool *s, guint64 seq, const char *text, gsize len, gboolean replayed) {
+	gsize line_len = PAYSTREAM_SPOOL_SUM_LEN + 3 + paystream_spool_uint_digits(seq) + len + 1;
+	if(line_len > PAYSTREAM_SPOOL_MAX_ENTRY)
+		return PAYSTREAM_SPOOL_ERR_INVALID;
+	if(!replayed && s->max_bytes > 0 && s->file_bytes + s->buf->len + s->unwritten_bytes + line_len > s->max_bytes)
+		return PAYSTREAM_SPOOL_ERR_FULL;
+	gsize header = (sizeof(paystream_spool_rec) + 7) & ~(gsize)7;
+	paystream_spool_slab *slab = s->slab;
+	if(slab == NULL || slab->headers - slab->used < line_len + header) {
+		paystream_spool_slab_retire(slab);
+		slab = s->slab = paystream_spool_slab_take(s, MAX(PAYSTREAM_SPOOL_SLAB_BYTES, (line_len + header + 15) & ~(gsize)15));
+	}
+	char *line = slab->data + slab->used, *at = NULL;
+	paystream_spool_write_rec_line(line, seq, text, len, &at);
+	slab->used += line_len;
+	slab->headers -= header;
+	paystream_spool_rec *rec = (paystream_spool_rec *)(slab->data + slab->headers);
 	slab->live++;
 	rec->slab = slab;
 	rec->seq = seq;
 	rec->len = len;
-	memcpy(rec->text, text, len);
-	rec->text[len] = '\0';
+	rec->text = at;
 	paystream_spool_chain_push(&s->pending, rec);
+	if(replayed) {
+		/* (Replay comes before any new line: none waits in this slab.) */
+		slab->written = slab->used;
+	} else {
+		if(s->unwritten_tail == NULL)
+			s->unwritten_head = s->unwritten_tail = slab;
+		else if(s->unwritten_tail != slab) {
+			s->unwritten_tail->next_unwritten = slab;
+			s->unwritten_tail = slab;
+		}
+		s->unwritten_bytes += line_len;
+	}
 	s->last_seq = seq;
 	if(seq >= s->next_seq)
 		s->next_seq = seq + 1;
+	return PAYSTREAM_SPOOL_OK;
+}
+
+/* Every record line is in the journal now. */
+static void paystream_spool_all_written(paystream_spool *s) {
+	for(paystream_spool_slab *slab = s->unwritten_head, *next; slab != NULL; slab = next) {
+		next = slab->next_unwritten;
+		slab->written = slab->used;
+		slab->next_unwritten = NULL;
+	}
+	s->unwritten_head = s->unwritten_tail = NULL;
+	s->unwritten_bytes = 0;
 }
 
 /* A new batch of the count oldest pending records (count <= pending). */
@@ -431,17 +505,36 @@ static void paystream_spool_drop_tip(paystream_spool *s, paystream_spool_tip *ti
 
 /* ---- files ---- */
 
-static gboolean paystream_spool_write_all(int fd, const char *data, size_t len) {
-	while(len > 0) {
-		ssize_t n = write(fd, data, len);
+/* Write the count pieces in iov, whole (iov is used up). */
+static gboolean paystream_spool_writev_all(int fd, struct iovec *iov, int count) {
+	while(count > 0) {
+		if(iov->iov_len == 0) {
+			iov++;
+			count--;
+			continue;
+		}
+		ssize_t n = writev(fd, iov, count);
 		if(n < 0 && errno == EINTR)
 			continue;
 		if(n <= 0)
 			return FALSE;
-		data += n;
-		len -= (size_t)n;
+		for(size_t done = (size_t)n; done > 0; ) {
+			size_t step = MIN(done, iov->iov_len);
+			iov->iov_base = (char *)iov->iov_base + step;
+			iov->iov_len -= step;
+			done -= step;
+			if(iov->iov_len == 0) {
+				iov++;
+				count--;
+			}
+		}
 	}
 	return TRUE;
+}
+
+static gboolean paystream_spool_write_all(int fd, const char *data, size_t len) {
+	struct iovec iov = { (void *)data, len };
+	return paystream_spool_writev_all(fd, &iov, 1);
 }
 
 static gboolean paystream_spool_sync_dir(const char *dir) {
@@ -453,13 +546,37 @@ static gboolean paystream_spool_sync_dir(const char *dir) {
 	return done;
 }
 
-/* Write and flush the buffer (lock held). */
+/* Pieces written by one system call in a flush (at most IOV_MAX). */
+#define PAYSTREAM_SPOOL_FLUSH_PIECES 64
+
+/* Write and flush the record lines not written yet, then the buffer (lock
+ * held). Record lines go first: the buffer's lines (batches, acks) only
+ * ever name records before them, and a tip's line is flushed at once. */
 static int paystream_spool_flush(paystream_spool *s) {
 	if(s->broken)
 		return PAYSTREAM_SPOOL_ERR_BROKEN;
-	if(s->buf->len == 0)
+	if(s->buf->len == 0 && s->unwritten_head == NULL)
 		return PAYSTREAM_SPOOL_OK;
-	if(!paystream_spool_write_all(s->fd, s->buf->str, s->buf->len)) {
+	/* A few system calls for all the slabs' lines and the buffer's. */
+	struct iovec iov[PAYSTREAM_SPOOL_FLUSH_PIECES];
+	int count = 0;
+	gboolean wrote = TRUE;
+	for(paystream_spool_slab *slab = s->unwritten_head; wrote; slab = slab->next_unwritten) {
+		if(slab != NULL) {
+			iov[count].iov_base = slab->data + slab->written;
+			iov[count++].iov_len = slab->used - slab->written;
+		} else {
+			iov[count].iov_base = s->buf->str;
+			iov[count++].iov_len = s->buf->len;
+		}
+		if(slab == NULL || count == PAYSTREAM_SPOOL_FLUSH_PIECES) {
+			wrote = paystream_spool_writev_all(s->fd, iov, count);
+			count = 0;
+		}
+		if(slab == NULL)
+			break;
+	}
+	if(!wrote) {
 		/* Cut a partial write off, so that later lines never follow a torn
 		 * one; then the same lines can be written again later. */
 		if(ftruncate(s->fd, (off_t)s->file_bytes) != 0) {
@@ -474,7 +591,8 @@ static int paystream_spool_flush(paystream_spool *s) {
 		s->broken = TRUE;
 		return PAYSTREAM_SPOOL_ERR_BROKEN;
 	}
-	s->file_bytes += s->buf->len;
+	s->file_bytes += s->unwritten_bytes + s->buf->len;
+	paystream_spool_all_written(s);
 	g_string_truncate(s->buf, 0);
 	return PAYSTREAM_SPOOL_OK;
 }
@@ -517,6 +635,7 @@ static int paystream_spool_rewrite(paystream_spool *s) {
 		close(s->fd);
 	s->fd = fd;
 	s->file_bytes = out->len;
+	paystream_spool_all_written(s);
 	g_string_truncate(s->buf, 0);
 	g_string_free(out, TRUE);
 	return s->broken ? PAYSTREAM_SPOOL_ERR_BROKEN : PAYSTREAM_SPOOL_OK;
@@ -585,8 +704,7 @@ static int paystream_spool_apply(paystream_spool *s, paystream_spool_cursor *c, 
 		if(!paystream_spool_take_uint(c, s->last_seq + 1, PAYSTREAM_SPOOL_MAX_SEQ, &a) ||
 				(len = paystream_spool_take_rest(c, &text)) == 0 || !paystream_spool_record_valid(text, len))
 			return 0;
-		paystream_spool_add_rec(s, a, text, len);
-		return 1;
+		return paystream_spool_add_rec(s, a, text, len, TRUE) == PAYSTREAM_SPOOL_OK ? 1 : 0;
 	case 'B': {
 		if(!paystream_spool_take_uint(c, 1, PAYSTREAM_SPOOL_MAX_SEQ, &a) ||
 				!paystream_spool_take_uint(c, 1, G_MAXUINT, &b) || (len = paystream_spool_take_rest(c, &text)) == 0)
@@ -642,7 +760,7 @@ static int paystream_spool_replay_line(paystream_spool *s, const char *line, siz
 	/* A version 1 journal: 16 hex digits, a space, a JSON object. */
 	if(first && len > 18 && line[16] == ' ' && line[17] == '{')
 		return -1;
-	if(len < PAYSTREAM_SPOOL_SUM_LEN + 1 || len > PAYSTREAM_SPOOL_MAX_ENTRY ||
+	if(len < PAYSTREAM_SPOOL_SUM_LEN + 1 || len + 1 > PAYSTREAM_SPOOL_MAX_ENTRY ||
 			line[PAYSTREAM_SPOOL_SUM_LEN - 1] != ' ')
 		return 0;
 	uint32_t sum = 0;
@@ -830,7 +948,7 @@ static int paystream_spool_keep_line(paystream_spool *s, gsize at, gboolean coun
 	int rc = PAYSTREAM_SPOOL_OK;
 	if(line_len > PAYSTREAM_SPOOL_MAX_ENTRY)
 		rc = PAYSTREAM_SPOOL_ERR_INVALID;
-	else if(counted && s->max_bytes > 0 && s->file_bytes + s->buf->len > s->max_bytes)
+	else if(counted && s->max_bytes > 0 && s->file_bytes + s->buf->len + s->unwritten_bytes > s->max_bytes)
 		rc = PAYSTREAM_SPOOL_ERR_FULL;
 	if(rc != PAYSTREAM_SPOOL_OK)
 		g_string_truncate(s->buf, at);
@@ -853,11 +971,8 @@ static int paystream_spool_append_locked(paystream_spool *s, const char *text, g
 			rc = PAYSTREAM_SPOOL_ERR_FULL;
 			break;
 		}
-		gsize at = s->buf->len;
-		paystream_spool_rec_line(s->buf, s->next_seq, record, n);
-		if((rc = paystream_spool_keep_line(s, at, TRUE)) != PAYSTREAM_SPOOL_OK)
+		if((rc = paystream_spool_add_rec(s, s->next_seq, record, n, FALSE)) != PAYSTREAM_SPOOL_OK)
 			break;
-		paystream_spool_add_rec(s, s->next_seq, record, n);
 		pos += n + (nl != NULL ? 1 : 0);
 	}
 	*taken = pos;
@@ -1057,7 +1172,7 @@ guint64 paystream_spool_bytes(paystream_spool *s) {
 	if(s == NULL)
 		return 0;
 	g_mutex_lock(&s->mutex);
-	guint64 bytes = s->file_bytes + s->buf->len;
+	guint64 bytes = s->file_bytes + s->buf->len + s->unwritten_bytes;
 	g_mutex_unlock(&s->mutex);
 	return bytes;
 }

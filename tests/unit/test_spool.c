@@ -3,7 +3,9 @@
  * Each case runs in a fresh folder from g_dir_make_tmp(). */
 #include "unit.h"
 
+#include <signal.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <glib.h>
@@ -114,6 +116,149 @@ static paystream_spool *three_and_batch(const char *dir, char **batch_id) {
 	begin(s, 2, batch_id, &records);
 	json_decref(records);
 	return s;
+}
+
+/* A commit with the journal's size limited to limit bytes (and SIGXFSZ
+ * ignored): its writes fail where they would pass the limit. -1: no limit. */
+static int commit_within(paystream_spool *s, guint64 limit) {
+	struct rlimit old_limit, low;
+	getrlimit(RLIMIT_FSIZE, &old_limit);
+	low = old_limit;
+	low.rlim_cur = (rlim_t)limit;
+	void (*old_handler)(int) = signal(SIGXFSZ, SIG_IGN);
+	int rc = -1;
+	if(setrlimit(RLIMIT_FSIZE, &low) == 0) {
+		rc = paystream_spool_commit(s);
+		setrlimit(RLIMIT_FSIZE, &old_limit);
+	}
+	signal(SIGXFSZ, old_handler);
+	return rc;
+}
+
+/* One batch of every pending record: are they expected records whose "n"
+ * go first, first + 1, ...? */
+static gboolean pending_in_order(paystream_spool *s, int expected, int first) {
+	GString *all = g_string_new(NULL);
+	guint count = 0;
+	char *id = paystream_random_uuid();
+	gboolean good = s != NULL && paystream_spool_begin_batch(s, id, 100000, all, &count) == PAYSTREAM_SPOOL_OK;
+	char *wrapped = g_strdup_printf("[%s]", all->str);
+	json_t *arr = good ? json_loads(wrapped, 0, NULL) : NULL;
+	good = arr != NULL && (int)json_array_size(arr) == expected;
+	for(size_t i = 0; good && i < json_array_size(arr); i++)
+		good = json_integer_value(json_object_get(json_array_get(arr, i), "n")) == (json_int_t)(first + (int)i);
+	json_decref(arr);
+	g_free(wrapped);
+	g_free(id);
+	g_string_free(all, TRUE);
+	return good;
+}
+
+/* Append one record, commit it, batch it and ack it: the ack's line waits
+ * in the spool's buffer for the next commit. */
+static void one_acked_record(paystream_spool *s, const char *text, gsize len) {
+	gsize taken = 0;
+	is_int(paystream_spool_append_text(s, text, len, &taken), PAYSTREAM_SPOOL_OK, "a first record");
+	is_int(paystream_spool_commit(s), PAYSTREAM_SPOOL_OK, "committed");
+	char *id = NULL;
+	json_t *records = NULL;
+	is_int(begin(s, 10, &id, &records), PAYSTREAM_SPOOL_OK, "a batch of it");
+	json_decref(records);
+	is_int(paystream_spool_ack_batch(s, id), PAYSTREAM_SPOOL_OK, "acked (its line waits in the buffer)");
+	g_free(id);
+}
+
+/* A commit that fails part way (the file size limit, past limit bytes
+ * more, here) is cut off and written again whole by the next one: record
+ * lines (kept in the spool's slabs) and the other lines keep their order,
+ * and the journal replays every record once. count records of pad bytes:
+ * with 40 KB, a slab each, a commit writes more slabs than one system call
+ * takes. */
+static void test_commit_failing_part_way(int count, int pad, guint64 limit, const char *what) {
+	paystream_spool_report rep = { 0 };
+	gsize taken = 0;
+	char *dir = fresh_dir();
+	paystream_spool *s = paystream_spool_open(dir, 0, NULL, NULL);
+	const char *first = "{\"type\":\"tick\",\"n\":0}";
+	one_acked_record(s, first, strlen(first));
+	GString *wave = g_string_new(NULL);
+	for(int i = 1; i <= count; i++)
+		g_string_append_printf(wave, "{\"type\":\"tick\",\"n\":%d,\"pad\":\"%0*d\"}\n", i, pad, i);
+	is_int(paystream_spool_append_text(s, wave->str, wave->len, &taken), PAYSTREAM_SPOOL_OK, "%s: appended", what);
+	guint64 before = file_size(dir);
+	is_int(commit_within(s, before + limit), PAYSTREAM_SPOOL_ERR_IO, "%s: the commit fails part way", what);
+	is_int((int)file_size(dir), (int)before, "%s: cut back to the last commit", what);
+	g_string_truncate(wave, 0);
+	for(int i = count + 1; i <= count + 10; i++)
+		g_string_append_printf(wave, "{\"type\":\"tick\",\"n\":%d}\n", i);
+	is_int(paystream_spool_append_text(s, wave->str, wave->len, &taken), PAYSTREAM_SPOOL_OK, "%s: more meanwhile", what);
+	is_int(paystream_spool_commit(s), PAYSTREAM_SPOOL_OK, "%s: the next commit writes it all", what);
+	ok(file_size(dir) == paystream_spool_bytes(s), "%s: the journal is as long as the spool counts", what);
+	s = reopen(s, dir, 0, &rep);
+	ok(s != NULL && rep.dropped_bytes == 0 && (int)rep.pending_records == count + 10 && rep.unacked_batches == 0,
+		"%s: the journal replays every record but the acked one, the ack too (%u pending, %zu bytes dropped)", what,
+		s != NULL ? rep.pending_records : 0, s != NULL ? (size_t)rep.dropped_bytes : 0);
+	ok(pending_in_order(s, count + 10, 1), "%s: in order, each once", what);
+	g_string_free(wave, TRUE);
+	paystream_spool_close(s);
+	paystream_spool_report_clear(&rep);
+	rm_dir(dir);
+	g_free(dir);
+}
+
+/* Replay releases the slabs of acked records as it goes, among them
+ * the slab of its own that the longest record takes: nothing of them is
+ * written again, or read, once released. */
+static void test_replay_releases_acked_slabs(void) {
+	paystream_spool_report rep = { 0 };
+	gsize taken = 0;
+	guint count = 0;
+	char *dir = fresh_dir();
+	paystream_spool *s = paystream_spool_open(dir, 0, NULL, NULL);
+	GString *acked = g_string_new(NULL);
+	/* Its line, "xxxxxxxx R1 <text>\n", is PAYSTREAM_SPOOL_MAX_ENTRY long;
+	 * the text is 30 bytes and the padding. */
+	g_string_append_printf(acked, "{\"type\":\"tick\",\"n\":0,\"pad\":\"%0*d\"}\n",
+		PAYSTREAM_SPOOL_MAX_ENTRY - 14 - 30 + 1, 0);
+	is_int(paystream_spool_append_text(s, acked->str, acked->len, &taken), PAYSTREAM_SPOOL_ERR_INVALID,
+		"a record line a byte over PAYSTREAM_SPOOL_MAX_ENTRY is refused");
+	g_string_truncate(acked, 0);
+	g_string_append_printf(acked, "{\"type\":\"tick\",\"n\":0,\"pad\":\"%0*d\"}\n",
+		PAYSTREAM_SPOOL_MAX_ENTRY - 14 - 30, 0);
+	for(int i = 1; i <= 1200; i++)
+		g_string_append_printf(acked, "{\"type\":\"tick\",\"n\":%d,\"pad\":\"%0200d\"}\n", i, i);
+	gsize acked_at = 0;
+	for(int round = 0; round < 2; round++) {
+		/* The long record alone, then the rest: two batches, both acked. */
+		gsize upto = round == 0 ? (gsize)(strchr(acked->str, '\n') - acked->str + 1) : acked->len;
+		is_int(paystream_spool_append_text(s, acked->str + acked_at, upto - acked_at, &taken), PAYSTREAM_SPOOL_OK,
+			round == 0 ? "the longest record is taken" : "1200 more, over several slabs");
+		acked_at += taken;
+		is_int(paystream_spool_commit(s), PAYSTREAM_SPOOL_OK, "committed");
+		char *acked_id = g_strdup_printf("acked-%d", round);
+		GString *acked_body = g_string_new(NULL);
+		is_int(paystream_spool_begin_batch(s, acked_id, 100000, acked_body, &count), PAYSTREAM_SPOOL_OK, "a batch of them");
+		is_int(paystream_spool_ack_batch(s, acked_id), PAYSTREAM_SPOOL_OK, "acked");
+		g_string_free(acked_body, TRUE);
+		g_free(acked_id);
+	}
+	g_string_truncate(acked, 0);
+	for(int i = 1201; i <= 1203; i++)
+		g_string_append_printf(acked, "{\"type\":\"tick\",\"n\":%d}\n", i);
+	is_int(paystream_spool_append_text(s, acked->str, acked->len, &taken), PAYSTREAM_SPOOL_OK, "three not acked");
+	is_int(paystream_spool_commit(s), PAYSTREAM_SPOOL_OK, "committed");
+	s = reopen(s, dir, 0, &rep);
+	ok(s != NULL && rep.pending_records == 3 && rep.dropped_bytes == 0, "replayed: the three pending (%u)",
+		s != NULL ? rep.pending_records : 0);
+	ok(pending_in_order(s, 3, 1201), "the three, in order");
+	s = reopen(s, dir, 0, &rep);
+	ok(s != NULL && rep.pending_records == 0 && rep.unacked_batches == 1 && rep.dropped_bytes == 0,
+		"and again from the compacted journal: now one batch of them");
+	g_string_free(acked, TRUE);
+	paystream_spool_close(s);
+	paystream_spool_report_clear(&rep);
+	rm_dir(dir);
+	g_free(dir);
 }
 
 int main(void) {
@@ -686,6 +831,10 @@ int main(void) {
 		g_free(dir);
 	}
 	paystream_spool_report_clear(&rep);
+
+	test_commit_failing_part_way(2999, 200, 400 * 1024, "~700 KB over several slabs");
+	test_commit_failing_part_way(130, 40000, 80 * 40 * 1024, "130 records of 40 KB, failing past the first 64");
+	test_replay_releases_acked_slabs();
 
 	ok(paystream_spool_open(NULL, 0, NULL, &error) == NULL && error != NULL, "no folder: error");
 	g_clear_error(&error);
