@@ -303,11 +303,23 @@ static void paystream_spool_wrote(GString *out, char *end) {
 	*end = '\0';
 }
 
-/* The longest record line for len bytes of text. */
-#define PAYSTREAM_SPOOL_REC_LINE_MAX(len) (PAYSTREAM_SPOOL_SUM_LEN + 2 + 24 + (len) + 1)
+/* How many digits n has. */
+static guint paystream_spool_uint_digits(guint64 n) {
+	guint digits = 0;
+	while(n > G_MAXUINT32) {
+		n /= 1000000000;
+		digits += 9;
+	}
+	return digits + paystream_digits_count32((guint32)n);
+}
+
+/* The length of a record's line, "xxxxxxxx R<seq> <text>\n". */
+static gsize paystream_spool_rec_line_len(guint64 seq, gsize len) {
+	return PAYSTREAM_SPOOL_SUM_LEN + 3 + paystream_spool_uint_digits(seq) + len + 1;
+}
 
 /* The most common line, written straight into memory at line (room for
- * PAYSTREAM_SPOOL_REC_LINE_MAX): returns its end; *at (if not NULL): where
+ * paystream_spool_rec_line_len): returns its end; *at (if not NULL): where
  * its text is. */
 static char *paystream_spool_write_rec_line(char *line, guint64 seq, const char *text, gsize len, char **at) {
 	char *p = line + PAYSTREAM_SPOOL_SUM_LEN;
@@ -327,7 +339,7 @@ static char *paystream_spool_write_rec_line(char *line, guint64 seq, const char 
 
 /* The same line into out (the compaction's rewrite). */
 static void paystream_spool_rec_line(GString *out, guint64 seq, const char *text, gsize len) {
-	char *line = paystream_spool_reserve(out, PAYSTREAM_SPOOL_REC_LINE_MAX(len));
+	char *line = paystream_spool_reserve(out, paystream_spool_rec_line_len(seq, len));
 	paystream_spool_wrote(out, paystream_spool_write_rec_line(line, seq, text, len, NULL));
 }
 
@@ -383,14 +395,14 @@ static void paystream_spool_chain_push(paystream_spool_chain *chain, paystream_s
 	chain->count++;
 }
 
-/* How many digits n has. */
-static guint paystream_spool_uint_digits(guint64 n) {
-	guint digits = 0;
-	while(n > G_MAXUINT32) {
-		n /= 1000000000;
-		digits += 9;
-	}
-	return digits + paystream_digits_count32((guint32)n);
+/* Bytes in the journal and waiting to be written to it. */
+static guint64 paystream_spool_size(const paystream_spool *s) {
+	return s->file_bytes + s->buf->len + s->unwritten_bytes;
+}
+
+/* Would extra more bytes take the spool over max_bytes? */
+static gboolean paystream_spool_over(const paystream_spool *s, gsize extra) {
+	return s->max_bytes > 0 && paystream_spool_size(s) + extra > s->max_bytes;
 }
 
 /* A record with its journal line, written into the slab being filled.
@@ -399,10 +411,10 @@ static guint paystream_spool_uint_digits(guint64 n) {
  * Refused, with nothing changed, when the line is too long, or when new
  * and it would take the spool over max_bytes. */
 static int paystream_spool_add_rec(paystream_spool *s, guint64 seq, const char *text, gsize len, gboolean replayed) {
-	gsize line_len = PAYSTREAM_SPOOL_SUM_LEN + 3 + paystream_spool_uint_digits(seq) + len + 1;
+	gsize line_len = paystream_spool_rec_line_len(seq, len);
 	if(line_len > PAYSTREAM_SPOOL_MAX_ENTRY)
 		return PAYSTREAM_SPOOL_ERR_INVALID;
-	if(!replayed && s->max_bytes > 0 && s->file_bytes + s->buf->len + s->unwritten_bytes + line_len > s->max_bytes)
+	if(!replayed && paystream_spool_over(s, line_len))
 		return PAYSTREAM_SPOOL_ERR_FULL;
 	gsize header = (sizeof(paystream_spool_rec) + 7) & ~(gsize)7;
 	paystream_spool_slab *slab = s->slab;
@@ -557,24 +569,20 @@ static int paystream_spool_flush(paystream_spool *s) {
 		return PAYSTREAM_SPOOL_ERR_BROKEN;
 	if(s->buf->len == 0 && s->unwritten_head == NULL)
 		return PAYSTREAM_SPOOL_OK;
-	/* A few system calls for all the slabs' lines and the buffer's. */
+	/* A few system calls for all the slabs' lines, then the buffer's. */
 	struct iovec iov[PAYSTREAM_SPOOL_FLUSH_PIECES];
 	int count = 0;
 	gboolean wrote = TRUE;
-	for(paystream_spool_slab *slab = s->unwritten_head; wrote; slab = slab->next_unwritten) {
-		if(slab != NULL) {
-			iov[count].iov_base = slab->data + slab->written;
-			iov[count++].iov_len = slab->used - slab->written;
-		} else {
-			iov[count].iov_base = s->buf->str;
-			iov[count++].iov_len = s->buf->len;
-		}
-		if(slab == NULL || count == PAYSTREAM_SPOOL_FLUSH_PIECES) {
+	for(paystream_spool_slab *slab = s->unwritten_head; slab != NULL && wrote; slab = slab->next_unwritten) {
+		iov[count++] = (struct iovec){ slab->data + slab->written, slab->used - slab->written };
+		if(count == PAYSTREAM_SPOOL_FLUSH_PIECES) {
 			wrote = paystream_spool_writev_all(s->fd, iov, count);
 			count = 0;
 		}
-		if(slab == NULL)
-			break;
+	}
+	if(wrote) {
+		iov[count++] = (struct iovec){ s->buf->str, s->buf->len };
+		wrote = paystream_spool_writev_all(s->fd, iov, count);
 	}
 	if(!wrote) {
 		/* Cut a partial write off, so that later lines never follow a torn
@@ -942,13 +950,13 @@ int paystream_spool_close(paystream_spool *s) {
 /* ---- the API ---- */
 
 /* The line at s->buf[at] was just buffered: keep it unless it is too big
- * or (when counted) takes the spool over max_bytes. */
-static int paystream_spool_keep_line(paystream_spool *s, gsize at, gboolean counted) {
+ * or takes the spool over max_bytes. */
+static int paystream_spool_keep_line(paystream_spool *s, gsize at) {
 	gsize line_len = s->buf->len - at;
 	int rc = PAYSTREAM_SPOOL_OK;
 	if(line_len > PAYSTREAM_SPOOL_MAX_ENTRY)
 		rc = PAYSTREAM_SPOOL_ERR_INVALID;
-	else if(counted && s->max_bytes > 0 && s->file_bytes + s->buf->len + s->unwritten_bytes > s->max_bytes)
+	else if(paystream_spool_over(s, 0))
 		rc = PAYSTREAM_SPOOL_ERR_FULL;
 	if(rc != PAYSTREAM_SPOOL_OK)
 		g_string_truncate(s->buf, at);
@@ -1132,7 +1140,7 @@ int paystream_spool_append_tip(paystream_spool *s, const char *tip_id, json_t *t
 	else if(!paystream_spool_tip_line(s->buf, tip_id, copy))
 		rc = PAYSTREAM_SPOOL_ERR_INVALID;
 	else
-		rc = paystream_spool_keep_line(s, before, TRUE);
+		rc = paystream_spool_keep_line(s, before);
 	if(rc != PAYSTREAM_SPOOL_OK) {
 		json_decref(copy);
 		g_mutex_unlock(&s->mutex);
@@ -1172,7 +1180,7 @@ guint64 paystream_spool_bytes(paystream_spool *s) {
 	if(s == NULL)
 		return 0;
 	g_mutex_lock(&s->mutex);
-	guint64 bytes = s->file_bytes + s->buf->len + s->unwritten_bytes;
+	guint64 bytes = paystream_spool_size(s);
 	g_mutex_unlock(&s->mutex);
 	return bytes;
 }
